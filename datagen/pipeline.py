@@ -1,0 +1,238 @@
+"""`sslx generate`: plan the shards, render them in worker processes, write them in order.
+
+Each worker renders and writes whole shards. A shard's bytes are a pure function of
+its index (every sample is a pure function of (seed, index)), so the output is the
+same for any worker count, and a shard only ever appears complete (see shards.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from sslx.datagen import shards as sh
+from sslx.datagen.config import GenerateConfig
+from sslx.datagen.render import render_patch
+from sslx.datagen.sampling import sample_params
+from sslx.datagen.sources import MIN_SOURCE_SIDE, Source, expand_sources, load_sources
+from sslx.errors import InputError
+
+PROGRESS_EVERY = 50  # samples between progress-counter updates from a worker
+
+
+@dataclass(frozen=True)
+class GenerateReport:
+    out: Path
+    num_shards: int
+    shards_written: tuple[int, ...]
+    samples_written: int
+    seconds: float
+    complete: bool  # every shard exists and manifest.json is written
+
+
+def generate(
+    config: GenerateConfig,
+    images: Sequence[str | Path],
+    out: str | Path,
+    *,
+    workers: int = 1,
+    part: tuple[int, int] = (0, 1),
+    preview: str | Path | None = None,
+    progress: bool = True,
+) -> GenerateReport:
+    """Generate (or finish generating) the shard dataset `config` describes in `out`."""
+    out = Path(out)
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1 (got {workers})")
+    if preview is not None:
+        _check_preview_path(Path(preview))
+    paths = expand_sources(images)
+    sources = load_sources(paths, min_side=_min_source_side(config))
+    identity = sh.dataset_identity(config.to_dict(), [s.info.to_dict() for s in sources])
+    sh.claim_folder(out, identity)
+
+    if preview is not None:
+        write_preview(Path(preview), sources, config)
+
+    todo = [
+        j for j in sh.part_shards(config.num_shards, *part) if not (out / sh.shard_name(j)).exists()
+    ]
+    start = time.perf_counter()
+    written = _write_shards(config, paths, sources, out, todo, workers, progress)
+    seconds = time.perf_counter() - start
+
+    complete = all((out / sh.shard_name(j)).exists() for j in range(config.num_shards))
+    if complete:
+        _finish(config, identity, out, written)
+    return GenerateReport(
+        out=out,
+        num_shards=config.num_shards,
+        shards_written=tuple(written),
+        samples_written=sum(r.num_samples for r in written.values()),
+        seconds=seconds,
+        complete=complete,
+    )
+
+
+def _min_source_side(config: GenerateConfig) -> int:
+    # Without scale crops the patch is a native-resolution window, so it must fit.
+    return MIN_SOURCE_SIDE if config.augment.scale else max(MIN_SOURCE_SIDE, config.size)
+
+
+def _write_shards(
+    config: GenerateConfig,
+    paths: list[Path],
+    sources: list[Source],
+    out: Path,
+    todo: list[int],
+    workers: int,
+    progress: bool,
+) -> dict[int, sh.ShardRecord]:
+    total = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in todo)
+    bar = tqdm(
+        total=total,
+        unit="patch",
+        unit_scale=True,
+        disable=not progress or total == 0,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        file=sys.stderr,
+    )
+    threads = cv2.getNumThreads()
+    try:
+        if workers == 1 or len(todo) <= 1:
+            done = _Counter()
+            _init_worker(paths, config, out, done, sources)
+            return {j: _make_shard(j, on_chunk=lambda k: bar.update(k)) for j in todo}
+        return _write_shards_in_pool(config, paths, out, todo, min(workers, len(todo)), bar)
+    finally:
+        bar.close()
+        cv2.setNumThreads(threads)
+        _WORKER.clear()
+
+
+def _write_shards_in_pool(
+    config: GenerateConfig, paths: list[Path], out: Path, todo: list[int], workers: int, bar: tqdm
+) -> dict[int, sh.ShardRecord]:
+    ctx = mp.get_context("spawn")
+    done = ctx.Value("q", 0)  # samples rendered so far, across workers: drives the bar
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(paths, config, out, done)) as pool:
+        pending = {j: pool.apply_async(_make_shard, (j,)) for j in todo}
+        written: dict[int, sh.ShardRecord] = {}
+        while pending:
+            for j in [j for j, r in pending.items() if r.ready()]:
+                written[j] = pending.pop(j).get()  # re-raises a worker's exception
+            bar.update(done.value - bar.n)
+            if pending:
+                time.sleep(0.2)
+        bar.update(done.value - bar.n)
+    return written
+
+
+class _Counter:
+    """In-process stand-in for the shared multiprocessing.Value counter."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def get_lock(self):
+        return contextlib.nullcontext()
+
+
+# Per-process state of a render worker: decoded sources, config, output, progress counter.
+_WORKER: dict = {}
+
+
+def _init_worker(
+    paths: list[Path], config: GenerateConfig, out: Path, done, sources: list[Source] | None = None
+) -> None:
+    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
+    if sources is None:
+        sources = load_sources(paths, min_side=_min_source_side(config))
+    sizes = [s.levels[0].shape[:2] for s in sources]
+    _WORKER.update(sources=sources, config=config, sizes=sizes, out=out, done=done)
+
+
+def _make_shard(shard: int, on_chunk=None) -> sh.ShardRecord:
+    """Render and write one whole shard in this process."""
+    config: GenerateConfig = _WORKER["config"]
+    indices = sh.shard_range(shard, config.shard_size, config.n)
+    done = _WORKER["done"]
+
+    def samples() -> Iterator[tuple[str, bytes, bytes]]:
+        for k, i in enumerate(indices, 1):
+            yield _render_sample(i)
+            if k % PROGRESS_EVERY == 0 or k == len(indices):
+                step = PROGRESS_EVERY if k % PROGRESS_EVERY == 0 else k % PROGRESS_EVERY
+                with done.get_lock():
+                    done.value += step
+                if on_chunk is not None:
+                    on_chunk(step)
+
+    return sh.write_shard(_WORKER["out"], shard, indices.start, samples())
+
+
+def _render_sample(i: int) -> tuple[str, bytes, bytes]:
+    sources, config, sizes = _WORKER["sources"], _WORKER["config"], _WORKER["sizes"]
+    params = sample_params(config.seed, i, sizes, config)
+    patch = render_patch(sources[params.source], params, config.size)
+    ok, jpg = cv2.imencode(".jpg", patch, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for sample {i}")
+    meta = params.to_dict()
+    meta["source_name"] = sources[params.source].info.name
+    meta["size"] = config.size
+    return sh.sample_key(i), jpg.tobytes(), json.dumps(meta, sort_keys=True).encode()
+
+
+def _finish(
+    config: GenerateConfig, identity: dict, out: Path, written: dict[int, sh.ShardRecord]
+) -> None:
+    records = []
+    for j in range(config.num_shards):
+        if j in written:
+            records.append(written[j])
+        else:
+            shard = sh.shard_range(j, config.shard_size, config.n)
+            records.append(sh.record_existing(out, j, shard.start, len(shard)))
+    sh.write_json_atomic(out / sh.MANIFEST_NAME, sh.build_manifest(identity, records))
+    sh.remove_stale_temporaries(out)
+
+
+def _check_preview_path(path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(f"--preview must end in .png or .jpg (got {path.name})")
+    if not path.parent.is_dir():
+        raise InputError(f"--preview folder does not exist: {path.parent}")
+
+
+def write_preview(
+    path: Path, sources: list[Source], config: GenerateConfig, count: int = 64
+) -> None:
+    """A contact sheet of the first `count` patches, 8 per row, before JPEG encoding."""
+    sizes = [s.levels[0].shape[:2] for s in sources]
+    patches = [
+        render_patch(sources[p.source], p, config.size)
+        for p in (sample_params(config.seed, i, sizes, config) for i in range(min(count, config.n)))
+    ]
+    cols, gap = 8, 2
+    rows = -(-len(patches) // cols)
+    cell = config.size + gap
+    sheet = np.full((rows * cell + gap, cols * cell + gap, 3), 255, np.uint8)
+    for k, patch in enumerate(patches):
+        top, left = (gap + cell * rc for rc in divmod(k, cols))
+        sheet[top : top + config.size, left : left + config.size] = patch
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    if not cv2.imwrite(str(tmp), sheet):
+        raise InputError(f"cannot write --preview {path}")
+    os.replace(tmp, path)
