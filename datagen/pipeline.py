@@ -73,7 +73,7 @@ def generate(
     seconds = time.perf_counter() - start
 
     complete = all((out / sh.shard_name(j)).exists() for j in range(config.num_shards))
-    if complete:
+    if complete and (written or not (out / sh.MANIFEST_NAME).exists()):
         _finish(config, identity, out, written)
     return GenerateReport(
         out=out,
