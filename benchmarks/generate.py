@@ -52,17 +52,19 @@ def best_rate(fn, n: int, repeats: int) -> float:
     return n / min(times)
 
 
-def ours_per_core(config: GenerateConfig, image: Path, n: int, repeats: int) -> float:
-    """sample → warp → colour → JPEG encode → JSON, in this process on one core."""
+def start_worker(config: GenerateConfig, image: Path) -> None:
+    """Set this process up as a render worker, as `generate` does for each worker."""
     sources = load_sources([image])
-    gen_module._init_worker([image], config, Path("."), None, sources)
+    gen_module._init_worker([image], config, Path("."), lambda count: None, sources)
+
+
+def ours_per_core(config: GenerateConfig, n: int, repeats: int) -> float:
+    """sample → warp → colour → JPEG encode → JSON, in this process on one core."""
     return best_rate(lambda: [gen_module._render_sample(i) for i in range(n)], n, repeats)
 
 
-def jpeg_bound(config: GenerateConfig, image: Path, n: int, repeats: int) -> float:
+def jpeg_bound(config: GenerateConfig, n: int, repeats: int) -> float:
     """JPEG encoding alone, of already-rendered patches: the ceiling for any generator."""
-    sources = load_sources([image])
-    gen_module._init_worker([image], config, Path("."), None, sources)
     patches = [
         cv2.imdecode(np.frombuffer(gen_module._render_sample(i)[1], np.uint8), cv2.IMREAD_COLOR)
         for i in range(min(n, 500))
@@ -120,8 +122,9 @@ def main() -> None:
     )
     print(f"# image {image.name}, {args.size} px, JPEG q{args.jpeg_quality}")
 
-    bound = jpeg_bound(config, image, args.n_core, args.repeats)
-    ours = ours_per_core(config, image, args.n_core, args.repeats)
+    start_worker(config, image)
+    bound = jpeg_bound(config, args.n_core, args.repeats)
+    ours = ours_per_core(config, args.n_core, args.repeats)
     naive = naive_torchvision(config, image, args.n_naive, args.repeats)
     print("\n## per core (one process, one thread)")
     print(f"{'JPEG encode only (bound)':34s} {bound:8.0f} patches/s")

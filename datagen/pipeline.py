@@ -7,13 +7,13 @@ same for any worker count, and a shard only ever appears complete (see shards.py
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import multiprocessing as mp
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,9 +111,8 @@ def _write_shards(
     threads = cv2.getNumThreads()
     try:
         if workers == 1 or len(todo) <= 1:
-            done = _Counter()
-            _init_worker(paths, config, out, done, sources)
-            return {j: _make_shard(j, on_chunk=lambda k: bar.update(k)) for j in todo}
+            _init_worker(paths, config, out, bar.update, sources)
+            return {j: _make_shard(j) for j in todo}
         return _write_shards_in_pool(config, paths, out, todo, min(workers, len(todo)), bar)
     finally:
         bar.close()
@@ -126,7 +125,8 @@ def _write_shards_in_pool(
 ) -> dict[int, sh.ShardRecord]:
     ctx = mp.get_context("spawn")
     done = ctx.Value("q", 0)  # samples rendered so far, across workers: drives the bar
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(paths, config, out, done)) as pool:
+    initargs = (paths, config, out, functools.partial(_add_to_shared, done))
+    with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
         pending = {j: pool.apply_async(_make_shard, (j,)) for j in todo}
         written: dict[int, sh.ShardRecord] = {}
         while pending:
@@ -139,45 +139,42 @@ def _write_shards_in_pool(
     return written
 
 
-class _Counter:
-    """In-process stand-in for the shared multiprocessing.Value counter."""
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def get_lock(self):
-        return contextlib.nullcontext()
+def _add_to_shared(counter, count: int) -> None:
+    with counter.get_lock():
+        counter.value += count
 
 
-# Per-process state of a render worker: decoded sources, config, output, progress counter.
+# Per-process state of a render worker: decoded sources, config, output, and
+# `report(count)`, called as samples are rendered, for the progress bar.
 _WORKER: dict = {}
 
 
 def _init_worker(
-    paths: list[Path], config: GenerateConfig, out: Path, done, sources: list[Source] | None = None
+    paths: list[Path],
+    config: GenerateConfig,
+    out: Path,
+    report: Callable[[int], object],
+    sources: list[Source] | None = None,
 ) -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
     if sources is None:
         sources = load_sources(paths, min_side=_min_source_side(config))
-    sizes = [s.levels[0].shape[:2] for s in sources]
-    _WORKER.update(sources=sources, config=config, sizes=sizes, out=out, done=done)
+    sizes = [s.size for s in sources]
+    _WORKER.update(sources=sources, config=config, sizes=sizes, out=out, report=report)
 
 
-def _make_shard(shard: int, on_chunk=None) -> sh.ShardRecord:
+def _make_shard(shard: int) -> sh.ShardRecord:
     """Render and write one whole shard in this process."""
     config: GenerateConfig = _WORKER["config"]
     indices = sh.shard_range(shard, config.shard_size, config.n)
-    done = _WORKER["done"]
 
     def samples() -> Iterator[tuple[str, bytes, bytes]]:
+        reported = 0
         for k, i in enumerate(indices, 1):
             yield _render_sample(i)
-            if k % PROGRESS_EVERY == 0 or k == len(indices):
-                step = PROGRESS_EVERY if k % PROGRESS_EVERY == 0 else k % PROGRESS_EVERY
-                with done.get_lock():
-                    done.value += step
-                if on_chunk is not None:
-                    on_chunk(step)
+            if k - reported == PROGRESS_EVERY or k == len(indices):
+                _WORKER["report"](k - reported)
+                reported = k
 
     return sh.write_shard(_WORKER["out"], shard, indices.start, samples())
 
@@ -220,7 +217,7 @@ def write_preview(
     path: Path, sources: list[Source], config: GenerateConfig, count: int = 64
 ) -> None:
     """A contact sheet of the first `count` patches, 8 per row, before JPEG encoding."""
-    sizes = [s.levels[0].shape[:2] for s in sources]
+    sizes = [s.size for s in sources]
     patches = [
         render_patch(sources[p.source], p, config.size)
         for p in (sample_params(config.seed, i, sizes, config) for i in range(min(count, config.n)))

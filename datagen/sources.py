@@ -8,6 +8,7 @@ mid-grey. What was done is recorded per source in the manifest (`notes`).
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -83,6 +84,11 @@ class Source:
     levels: list[np.ndarray] = field(repr=False)
 
     @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) at full resolution."""
+        return self.info.height, self.info.width
+
+    @property
     def image(self) -> np.ndarray:
         """Full resolution, BGR."""
         return self.levels[0][:, :, :3]
@@ -124,8 +130,6 @@ def build_pyramid(image: np.ndarray, min_side: int = 16) -> list[np.ndarray]:
 
 def decode_image(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
     """Bytes of an image file -> (H×W×3 uint8 BGR array, stored PIL mode, notes)."""
-    import io
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # decode fully now, so truncation is caught here
