@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
 from sslx.errors import InputError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class LazyGroup(click.Group):
+    """Subcommands imported on first use, so `sslx generate` does not pay for torch."""
+
+    lazy: ClassVar[dict[str, str]] = {"train": "sslx.train.command:train"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(package_name="sslx")
 def cli() -> None:
     """Learn visual features from a single image (Asano et al., ICLR 2020)."""
@@ -170,7 +190,8 @@ def generate(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="sslx", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=argv, prog_name="sslx", standalone_mode=False)
     except InputError as e:
         click.echo(f"sslx: error: {e}", err=True)
         return InputError.exit_code
@@ -188,9 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("sslx: interrupted", err=True)
         return 130
     except KeyboardInterrupt:
-        click.echo("sslx: interrupted; rerun the same command to resume", err=True)
+        click.echo(
+            "sslx: interrupted; rerun the same command to resume (sslx train: add --resume)",
+            err=True,
+        )
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+"""The AlexNet of DeepCluster and of the paper: BatchNorm after every conv, optional Sobel.
+
+conv 96-256-384-384-256 with kernels 11/5/3/3/3, max-pools 3/2 after conv1, conv2 and
+conv5, then fc6/fc7 (`classifier_width` wide, 4096 in the paper). The model takes RGB
+in [0, 1] (or uint8) and normalises it itself, so every stage feeds it the same way.
+
+Small inputs: at 224 px conv1 has stride 4 and the maps are 55/27/13/13/13 -> 6 after
+pool5. The same stride at 64 px would leave a 1x1 map after pool5, and at 32 px no
+map at all, so `conv1_stride` defaults to 4 for inputs >= 128 px, 2 for >= 64 px and
+1 below, with "same" padding (5) for strides 1 and 2. At 64 and 32 px that gives maps
+32/15/7/7/7 -> 3 after pool5. fc6 takes whatever pool5 gives (256 * 6 * 6 at 224,
+256 * 3 * 3 at 64 and 32). docs/checkpoints.md lists the shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslx.errors import InputError
+
+CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+_CHANNELS = (96, 256, 384, 384, 256)
+_KERNELS = (11, 5, 3, 3, 3)
+_POOLED = ("conv1", "conv2", "conv5")  # a 3x3/2 max-pool follows these
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_conv1_stride(input_size: int) -> int:
+    return 4 if input_size >= 128 else 2 if input_size >= 64 else 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; stored in every checkpoint."""
+
+    arch: str = "alexnet"
+    input_size: int = 224
+    sobel: bool = False
+    classifier_width: int = 4096
+    conv1_stride: int = 0  # 0: default_conv1_stride(input_size)
+
+    def resolved(self) -> ModelConfig:
+        if self.arch != "alexnet":
+            raise InputError(f"unknown architecture {self.arch!r} (known: alexnet)")
+        if self.classifier_width < 1:
+            raise InputError(f"classifier width must be >= 1 (got {self.classifier_width})")
+        stride = self.conv1_stride or default_conv1_stride(self.input_size)
+        config = replace(self, conv1_stride=stride)
+        if min(config.spatial_sizes().values()) < 1:
+            raise InputError(
+                f"input size {self.input_size} with conv1 stride {stride} leaves no feature "
+                "map after pool5; use a larger --size or a smaller --conv1-stride"
+            )
+        return config
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InputError(f"unknown model fields {sorted(unknown)} (newer sslx?)")
+        return cls(**data)
+
+    @property
+    def conv1_padding(self) -> int:
+        return 2 if self.conv1_stride == 4 else _KERNELS[0] // 2
+
+    def spatial_sizes(self) -> dict[str, int]:
+        """Side of each conv map (after ReLU) and of the pool5 output."""
+        stride = self.conv1_stride or default_conv1_stride(self.input_size)
+        padding = 2 if stride == 4 else _KERNELS[0] // 2
+        side = (self.input_size + 2 * padding - _KERNELS[0]) // stride + 1
+        sizes = {"conv1": side}
+        for name in CONV_LAYERS[1:]:
+            if CONV_LAYERS[CONV_LAYERS.index(name) - 1] in _POOLED:
+                side = _pool(side)
+            sizes[name] = side  # convs 2-5 keep the side ("same" padding)
+        sizes["pool5"] = _pool(side)
+        return sizes
+
+    def tap_shapes(self) -> dict[str, tuple[int, int, int]]:
+        sizes = self.spatial_sizes()
+        return {n: (c, sizes[n], sizes[n]) for n, c in zip(CONV_LAYERS, _CHANNELS, strict=True)}
+
+
+def _pool(side: int) -> int:
+    return (side - 3) // 2 + 1 if side >= 3 else 0
+
+
+class AlexNet(nn.Module):
+    """Trunk conv1..conv5 plus fc6/fc7; method heads live in the methods, not here."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config = config.resolved()
+        self.config = config
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        if config.sobel:
+            self.register_buffer("sobel_weight", _sobel_weight())
+        in_channels = 2 if config.sobel else 3
+        self.convs = nn.ModuleDict()
+        for i, (name, out, k) in enumerate(zip(CONV_LAYERS, _CHANNELS, _KERNELS, strict=True)):
+            stride = config.conv1_stride if i == 0 else 1
+            padding = config.conv1_padding if i == 0 else k // 2
+            self.convs[name] = nn.Sequential(
+                nn.Conv2d(in_channels, out, k, stride=stride, padding=padding),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            )
+            in_channels = out
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
+        side = config.spatial_sizes()["pool5"]
+        width = config.classifier_width
+        self.flat_dim = _CHANNELS[-1] * side * side
+        self.embed_dim = width
+        self.fc6 = nn.Sequential(nn.Dropout(0.5), nn.Linear(self.flat_dim, width), nn.ReLU(True))
+        self.fc7 = nn.Sequential(nn.Dropout(0.5), nn.Linear(width, width))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """DeepCluster's initialisation: He-normal convs, N(0, 0.01) linears, zero biases."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0, 1] RGB (N, 3, H, W) -> normalised input (Sobel-filtered if enabled)."""
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        x = (x - self.mean) / self.std
+        if self.config.sobel:
+            grey = (x * _GREY.to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = F.conv2d(grey, self.sobel_weight, padding=1)
+        return x
+
+    def taps(self, images: torch.Tensor, layers=CONV_LAYERS) -> dict[str, torch.Tensor]:
+        """ReLU outputs of the requested conv layers (computed only as deep as needed)."""
+        unknown = [n for n in layers if n not in CONV_LAYERS]
+        if unknown:
+            raise InputError(f"unknown layer(s) {unknown}; the taps are {', '.join(CONV_LAYERS)}")
+        last = max(CONV_LAYERS.index(n) for n in layers)
+        x, out = self.prepare(images), {}
+        for name in CONV_LAYERS[: last + 1]:
+            x = self.convs[name](x)
+            if name in layers:
+                out[name] = x
+            if name in _POOLED:
+                x = self.pool(x)
+        return out
+
+    def trunk(self, images: torch.Tensor) -> torch.Tensor:
+        """pool5 output, flattened."""
+        x = self.prepare(images)
+        for name in CONV_LAYERS:
+            x = self.convs[name](x)
+            if name in _POOLED:
+                x = self.pool(x)
+        return torch.flatten(x, 1)
+
+    def forward(self, images: torch.Tensor, final_relu: bool = True) -> torch.Tensor:
+        """The fc7 embedding; DeepCluster clusters it before the final ReLU."""
+        x = self.fc7(self.fc6(self.trunk(images)))
+        return F.relu(x) if final_relu else x
+
+
+_GREY = torch.tensor([0.299, 0.587, 0.114])
+
+
+def _sobel_weight() -> torch.Tensor:
+    gx = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    return torch.stack([gx, gx.t()]).unsqueeze(1)  # (2, 1, 3, 3): x and y gradients

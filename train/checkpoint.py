@@ -1,0 +1,100 @@
+"""Checkpoints: the contract between `sslx train` and `sslx probe` (docs/checkpoints.md).
+
+A checkpoint is one `torch.save` file holding plain containers and tensors only, so
+`torch.load(..., weights_only=True)` reads it. It is written to a hidden temporary
+file, flushed to disk and renamed, so a crash never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sslx.datagen.shards import sslx_version
+from sslx.errors import InputError
+from sslx.train.alexnet import AlexNet, ModelConfig
+
+FORMAT = "sslx-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def build_checkpoint(
+    *,
+    config: dict,
+    model: ModelConfig,
+    method: str,
+    backbone: dict,
+    heads: dict,
+    progress: dict,
+    optimizer: dict | None = None,
+    scheduler: dict | None = None,
+    layout: dict | None = None,
+    data: dict | None = None,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sslx_version": sslx_version(),
+        "method": method,
+        "model": model.resolved().to_dict(),
+        "config": config,
+        "progress": progress,
+        "layout": layout or {},
+        "data": data or {},
+        "backbone": backbone,
+        "heads": heads,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+    }
+
+
+def save_atomic(payload: dict, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (meaning its checkpoint.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read and check a checkpoint; anything that is not one raises InputError."""
+    path = resolve_path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for foreign or damaged files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{path} is not a readable checkpoint: {first}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path} is not an sslx checkpoint")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path} has checkpoint format version {payload.get('format_version')}; "
+            f"this sslx reads version {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def load_backbone(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[AlexNet, dict]:
+    """The trained AlexNet of a checkpoint (in eval mode) and the checkpoint's record."""
+    payload = load_checkpoint(path, map_location)
+    model = AlexNet(ModelConfig.from_dict(payload["model"]))
+    model.load_state_dict(payload["backbone"])
+    return model.eval(), payload

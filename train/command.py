@@ -1,0 +1,273 @@
+"""`sslx train`: flags -> TrainConfig + RunOptions -> `loop.train`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from sslx.errors import InputError
+from sslx.train.alexnet import ModelConfig
+from sslx.train.config import OptimConfig, RunOptions, TrainConfig
+from sslx.train.crops import CropConfig
+from sslx.train.methods import METHODS
+
+# Flags that may differ on --resume: they change how long or how a run executes, not
+# what a given step computes.
+RESUMABLE = {
+    "out",
+    "resume",
+    "shards",
+    "method",
+    "epochs",
+    "workers",
+    "device",
+    "compile",
+    "amp",
+    "log_every",
+    "checkpoint_every",
+    "max_steps",
+    "quiet",
+}
+
+
+def _method_help() -> str:
+    return "; ".join(f"{name}: {cls.__doc__.splitlines()[0]}" for name, cls in METHODS.items())
+
+
+def _milestones(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"--lr-milestones must be comma-separated epochs (got {text!r})") from None
+
+
+def _method_options(command):
+    """Add each method's own options (e.g. DeepCluster's --clusters) to the command."""
+    for name, cls in METHODS.items():
+        for key, option in cls.options.items():
+            command = click.option(
+                f"--{key.replace('_', '-')}",
+                key,
+                type=option.type,
+                default=None,
+                help=f"[{name}] {option.help}  [default: {option.default}]",
+            )(command)
+    return command
+
+
+@click.command()
+@click.option("--shards", type=click.Path(path_type=Path), help="Shard folder from sslx generate.")
+@click.option(
+    "--method",
+    type=click.Choice(sorted(METHODS)),
+    help="Pretraining method (required unless --resume).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder for config.yaml, metrics.jsonl, TensorBoard events and checkpoint.pt.  "
+    "[default: runs/METHOD]",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--size", type=int, default=224, help="Model input size in pixels (224, 64, 32…).")
+@click.option(
+    "--sobel/--no-sobel",
+    default=None,
+    help="Frozen grey + Sobel front end.  [default: the method's paper setting]",
+)
+@click.option(
+    "--classifier-width",
+    type=int,
+    default=4096,
+    help="Width of fc6/fc7; narrower is much faster on CPU.",
+)
+@click.option(
+    "--conv1-stride",
+    type=int,
+    default=0,
+    help="conv1 stride; 0 picks 4 (>=128 px), 2 (>=64 px) or 1.",
+)
+@click.option("--epochs", type=int, default=None, help="Epochs.  [default: the method's]")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Images per step per rank.  [default: the method's]",
+)
+@click.option("--lr", type=float, default=None, help="Learning rate.  [default: the method's]")
+@click.option("--momentum", type=float, default=None, help="SGD momentum.  [default: the method's]")
+@click.option(
+    "--weight-decay", type=float, default=None, help="Weight decay.  [default: the method's]"
+)
+@click.option(
+    "--nesterov/--no-nesterov", default=None, help="Nesterov momentum.  [default: the method's]"
+)
+@click.option(
+    "--lr-milestones",
+    default=None,
+    help="Epochs at which the LR is multiplied by --lr-gamma, e.g. 15,30,45.  "
+    "[default: the method's]",
+)
+@click.option(
+    "--lr-gamma", type=float, default=None, help="LR decay factor.  [default: the method's]"
+)
+@click.option(
+    "--crop-scale-min",
+    type=float,
+    default=0.08,
+    help="Train crop: smallest area fraction of a patch.",
+)
+@click.option(
+    "--crop-scale-max", type=float, default=1.0, help="Train crop: largest area fraction."
+)
+@click.option(
+    "--aspect-ratio-min", type=float, default=0.75, help="Train crop: w/h in [this, 1/this]."
+)
+@click.option("--flip-prob", type=float, default=0.5, help="Probability of a horizontal flip.")
+@click.option(
+    "--seed", type=int, default=0, help="Seed of the init, data order, crops and dropout."
+)
+@click.option(
+    "--shuffle-buffer", type=int, default=5000, help="Samples in each worker's shuffle buffer."
+)
+@click.option(
+    "--max-bad-fraction",
+    type=float,
+    default=0.001,
+    help="Fail if more than this fraction of an epoch's samples is unreadable.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Loader processes per rank (0: in the main process).  "
+    "[default: 1 on CPU, up to 8 per GPU]",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to train."
+)
+@click.option("--compile", is_flag=True, help="torch.compile the model.")
+@click.option("--amp/--no-amp", default=True, help="bf16 autocast on CUDA (ignored on CPU).")
+@click.option("--log-every", type=int, default=20, help="Steps between metrics records.")
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=1000,
+    help="Steps between checkpoints (plus one per epoch).",
+)
+@click.option(
+    "--max-steps", type=int, default=None, help="Stop after this many steps in all (resumable)."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_method_options
+@click.pass_context
+def train(ctx: click.Context, **flags) -> None:
+    """Pretrain AlexNet on patch shards with a self-supervised method."""
+    from sslx.train.loop import prepare_run_dir
+    from sslx.train.loop import train as run_training
+
+    if flags["out"] is None:
+        if flags["method"] is None:
+            raise InputError("--out is required with --resume (the run folder)")
+        flags["out"] = Path("runs") / flags["method"]
+    out = flags["out"]
+    resume = flags["resume"]
+    if resume:
+        config = _resumed_config(ctx, prepare_run_dir(out, True), flags)
+    else:
+        config = prepare_run_dir(out, False, config_from_flags(flags))
+    options = RunOptions(
+        workers=flags["workers"],
+        device=flags["device"],
+        compile=flags["compile"],
+        amp=flags["amp"],
+        log_every=max(1, flags["log_every"]),
+        checkpoint_every=max(1, flags["checkpoint_every"]),
+        max_steps=flags["max_steps"],
+        progress=not flags["quiet"],
+    )
+    result = run_training(config, out, options, resume=resume)
+    p = result.progress
+    where = f"epoch {p.epoch + 1}, step {p.global_step}"
+    if result.stopped == "interrupted":
+        click.echo(
+            f"stopped at {where}; checkpoint saved. Continue with: --out {out} --resume", err=True
+        )
+        ctx.exit(130)
+    elif result.stopped == "max_steps":
+        click.echo(f"reached --max-steps at {where}; checkpoint saved in {out}", err=True)
+    else:
+        click.echo(
+            f"finished {p.epoch} epoch(s), {p.global_step} steps: {out / 'checkpoint.pt'}", err=True
+        )
+
+
+def config_from_flags(flags: dict) -> TrainConfig:
+    if flags["method"] is None:
+        raise InputError("--method is required for a new run")
+    if flags["shards"] is None:
+        raise InputError("--shards is required for a new run")
+    method = METHODS[flags["method"]]
+    d = method.defaults
+
+    def pick(key, default):
+        return default if flags[key] is None else flags[key]
+
+    return TrainConfig(
+        shards=str(flags["shards"]),
+        method=method.name,
+        model=ModelConfig(
+            input_size=flags["size"],
+            sobel=pick("sobel", d.sobel),
+            classifier_width=flags["classifier_width"],
+            conv1_stride=flags["conv1_stride"],
+        ).resolved(),
+        optim=OptimConfig(
+            batch_size=pick("batch_size", d.batch_size),
+            epochs=pick("epochs", d.epochs),
+            lr=pick("lr", d.lr),
+            momentum=pick("momentum", d.momentum),
+            weight_decay=pick("weight_decay", d.weight_decay),
+            nesterov=pick("nesterov", d.nesterov),
+            lr_milestones=d.lr_milestones
+            if flags["lr_milestones"] is None
+            else _milestones(flags["lr_milestones"]),
+            lr_gamma=pick("lr_gamma", d.lr_gamma),
+        ),
+        crop=CropConfig(
+            crop_scale_min=flags["crop_scale_min"],
+            crop_scale_max=flags["crop_scale_max"],
+            aspect_ratio_min=flags["aspect_ratio_min"],
+            flip_prob=flags["flip_prob"],
+        ),
+        method_options={k: pick(k, o.default) for k, o in method.options.items()},
+        seed=flags["seed"],
+        shuffle_buffer=max(1, flags["shuffle_buffer"]),
+        max_bad_fraction=flags["max_bad_fraction"],
+    )
+
+
+def _resumed_config(ctx: click.Context, stored: TrainConfig, flags: dict) -> TrainConfig:
+    """The stored config; flags that would change what a step computes are refused."""
+    given = [
+        name
+        for name, source in ((n, ctx.get_parameter_source(n)) for n in flags)
+        if source == ParameterSource.COMMANDLINE and name not in RESUMABLE
+    ]
+    if given:
+        names = ", ".join(f"--{n.replace('_', '-')}" for n in given)
+        raise InputError(f"{names} cannot change on --resume; the run's config.yaml fixes them")
+    if flags["method"] is not None and flags["method"] != stored.method:
+        raise InputError(f"this run trains {stored.method}, not {flags['method']}")
+    config = stored
+    if flags["shards"] is not None:
+        config = replace(config, shards=str(flags["shards"]))
+    if flags["epochs"] is not None:
+        config = config.with_epochs(flags["epochs"])
+    return config

@@ -1,0 +1,98 @@
+"""The resolved training config: what `config.yaml` in a run folder holds.
+
+`TrainConfig` is everything that decides the result of a run. Settings that only
+decide how fast or how verbosely it runs (workers, device, compile, log and
+checkpoint intervals) live in `RunOptions` and may change between resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from sslx.errors import InputError
+from sslx.train.alexnet import ModelConfig
+from sslx.train.crops import CropConfig
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    batch_size: int
+    epochs: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    nesterov: bool
+    lr_milestones: tuple[int, ...]
+    lr_gamma: float
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.epochs < 1:
+            raise InputError("batch size and epochs must be >= 1")
+        if self.lr <= 0:
+            raise InputError(f"learning rate must be > 0 (got {self.lr})")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    shards: str
+    method: str
+    model: ModelConfig
+    optim: OptimConfig
+    crop: CropConfig = field(default_factory=CropConfig)
+    method_options: dict = field(default_factory=dict)
+    seed: int = 0
+    shuffle_buffer: int = 5000
+    max_bad_fraction: float = 0.001
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["optim"]["lr_milestones"] = list(self.optim.lr_milestones)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        data = dict(data)
+        try:
+            data["model"] = ModelConfig.from_dict(data["model"])
+            optim = dict(data["optim"])
+            optim["lr_milestones"] = tuple(optim["lr_milestones"])
+            data["optim"] = OptimConfig(**optim)
+            data["crop"] = CropConfig(**data["crop"])
+            names = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (KeyError, TypeError) as e:
+            raise InputError(f"training config is incomplete or malformed: {e}") from None
+
+    def with_epochs(self, epochs: int) -> TrainConfig:
+        return replace(self, optim=replace(self.optim, epochs=epochs))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run executes; none of these change what it computes (except `max_steps`)."""
+
+    workers: int | None = None  # None: 1 on CPU, up to 8 per GPU
+    device: str = "auto"
+    compile: bool = False
+    amp: bool = True
+    log_every: int = 20
+    checkpoint_every: int = 1000
+    max_steps: int | None = None  # stop (with a checkpoint) after this many steps in all
+    progress: bool = True
+
+
+def write_config(path: Path, config: TrainConfig) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def read_config(path: Path) -> TrainConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(f"{path} is unreadable: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} is not a training config")
+    return TrainConfig.from_dict(data)

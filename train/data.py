@@ -1,0 +1,244 @@
+"""Streaming the generate stage's shards into training batches (timm's WebDataset habits).
+
+Each epoch the shards are permuted from (seed, epoch) and laid end to end. Rank r of
+W takes a contiguous stretch of that sequence, `steps * batch_size` samples long, and
+splits it into contiguous stretches for its loader workers, so every sample is seen at
+most once per epoch across all ranks and workers, and every rank runs the same number
+of steps (`steps = (num_samples // W) // batch_size`; fewer than one batch per rank is
+dropped, a different set each epoch). A stretch is a list of shard pieces (a shard,
+samples to skip, samples to take), read with WebDataset's tar reader, passed through a
+bounded shuffle buffer seeded from (seed, epoch, rank, worker), grouped into batches
+and only then decoded, so skipping batches on resume costs no decoding.
+
+The DataLoader takes batches from its workers in turn, so batch j of an epoch comes
+from worker j mod K: the order is exact for a given rank count and worker count, and a
+resume at step s restarts each worker after the batches it had already delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import webdataset as wds
+
+from sslx.datagen.shards import read_manifest
+from sslx.errors import InputError
+from sslx.train.crops import CropConfig, render_crop, sample_crops
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Samples [skip, skip + take) of one shard."""
+
+    path: str
+    first_index: int
+    skip: int
+    take: int
+
+
+def steps_per_epoch(num_samples: int, world_size: int, batch_size: int) -> int:
+    return (num_samples // world_size) // batch_size
+
+
+def worker_batches(steps: int, worker: int, num_workers: int) -> int:
+    """Batches delivered by worker `worker`: batch j goes to worker j mod num_workers."""
+    return steps // num_workers + (worker < steps % num_workers)
+
+
+def worker_pieces(
+    shard_counts: list[int],
+    seed: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    worker: int,
+    num_workers: int,
+    batch_size: int,
+) -> list[tuple[int, int, int]]:
+    """(shard position, skip, take) triples of one worker's stretch of the epoch."""
+    n = sum(shard_counts)
+    steps = steps_per_epoch(n, world_size, batch_size)
+    before = sum(worker_batches(steps, w, num_workers) for w in range(worker))
+    start = rank * n // world_size + before * batch_size
+    end = start + worker_batches(steps, worker, num_workers) * batch_size
+    order = np.random.default_rng([seed, epoch]).permutation(len(shard_counts))
+    pieces, offset = [], 0
+    for shard in order.tolist():
+        count = shard_counts[shard]
+        lo, hi = max(start, offset), min(end, offset + count)
+        if lo < hi:
+            pieces.append((shard, lo - offset, hi - lo))
+        offset += count
+        if offset >= end:
+            break
+    return pieces
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """Batches {"image": uint8 (B, S, S, 3), "index": int64 (B,), "bad", "errors"}."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        batch_size: int,
+        input_size: int,
+        crop: CropConfig,
+        seed: int = 0,
+        shuffle_buffer: int = 5000,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.folder = Path(folder)
+        manifest = read_manifest(self.folder)
+        self.num_samples = int(manifest["num_samples"])
+        identity = {"config": manifest["config"], "sources": manifest["sources"]}
+        self.fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        self.patch_size = int(manifest["config"]["size"])
+        self.shards = [
+            Piece(str(self.folder / s["name"]), int(s["first_index"]), 0, int(s["num_samples"]))
+            for s in manifest["shards"]
+        ]
+        missing = [p.path for p in self.shards if not Path(p.path).is_file()]
+        if missing:
+            raise InputError(
+                f"{len(missing)} shard(s) listed in the manifest are missing, e.g. {missing[0]}"
+            )
+        if self.num_samples == 0:
+            raise InputError(f"{self.folder} holds no samples")
+        self.batch_size = batch_size
+        self.input_size = input_size
+        self.crop = crop
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.rank, self.world_size = rank, world_size
+        self.steps = steps_per_epoch(self.num_samples, world_size, batch_size)
+        if self.steps == 0:
+            raise InputError(
+                f"{self.num_samples} samples are fewer than one batch of {batch_size} per rank "
+                f"({world_size} rank(s)); lower --batch-size or generate more patches"
+            )
+        self.epoch = 0
+        self.start_step = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Call before iterating; `start_step` > 0 resumes mid-epoch."""
+        self.epoch, self.start_step = epoch, start_step
+
+    def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        workers = info.num_workers if info else 1
+        # Worker w serves logical worker (w + start_step) mod K, so that the DataLoader's
+        # round robin, which always starts at worker 0, continues the epoch's batch order.
+        logical = ((info.id if info else 0) + self.start_step) % workers
+        done = worker_batches(self.start_step, logical, workers)
+        total = worker_batches(self.steps, logical, workers)
+        counts = [p.take for p in self.shards]
+        pieces = [
+            Piece(self.shards[s].path, self.shards[s].first_index, skip, take)
+            for s, skip, take in worker_pieces(
+                counts,
+                self.seed,
+                self.epoch,
+                self.rank,
+                self.world_size,
+                logical,
+                workers,
+                self.batch_size,
+            )
+        ]
+        errors: list[str] = []
+        rng = random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{logical}")
+        raw = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(
+            _read_pieces(pieces, errors)
+        )
+        bad = 0
+        for b in range(total):
+            chunk = list(islice(raw, self.batch_size))
+            bad += self.batch_size - len(chunk)  # samples the shards failed to deliver
+            if b < done:
+                continue
+            batch = self._decode(chunk)
+            batch["bad"] += bad
+            batch["errors"] = errors[:] + batch["errors"]
+            errors.clear()
+            bad = 0
+            yield batch
+
+    def _decode(self, chunk: list[tuple[int, bytes]]) -> dict:
+        indices = np.array([i for i, _ in chunk], dtype=np.int64)
+        side, size = self.patch_size, self.input_size
+        crops = sample_crops(self.seed, self.epoch, indices, side, side, self.crop)
+        images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)
+        keep, errors = [], []
+        for k, (index, jpeg) in enumerate(chunk):
+            out = render_crop(
+                jpeg,
+                int(crops.x0[k]),
+                int(crops.y0[k]),
+                int(crops.w[k]),
+                int(crops.h[k]),
+                bool(crops.flip[k]),
+                size,
+                side,
+                side,
+            )
+            if out is None:
+                errors.append(f"sample {index:09d} is not a decodable {side}x{side} JPEG")
+                continue
+            images[len(keep)] = out
+            keep.append(k)
+        n = len(keep)
+        return {
+            "image": torch.from_numpy(images[:n]),
+            "index": torch.from_numpy(indices[keep]),
+            "bad": len(chunk) - n,
+            "errors": errors,
+        }
+
+
+def _read_pieces(pieces: list[Piece], errors: list[str]) -> Iterator[tuple[int, bytes]]:
+    """(global index, JPEG bytes) of each piece's samples, via WebDataset's tar reader."""
+    for piece in pieces:
+        failures: list[str] = []
+
+        def handler(exn: Exception, failures=failures) -> bool:
+            failures.append(f"{type(exn).__name__}: {exn}")
+            return True  # count it and go on with the next shard
+
+        samples = wds.tarfile_samples(
+            [{"url": piece.path}], handler=handler, select_files=lambda name: name.endswith(".jpg")
+        )
+        got = 0
+        for sample in islice(samples, piece.skip, piece.skip + piece.take):
+            jpeg, key = sample.get("jpg"), sample.get("__key__", "")
+            if jpeg is None or not key.isdigit():
+                failures.append(f"sample {key!r} has no .jpg member")
+                continue
+            got += 1
+            yield int(key), jpeg
+        short = piece.take - got
+        if failures or short:
+            name = Path(piece.path).name
+            reason = failures[0] if failures else "fewer samples than the manifest lists"
+            errors.append(f"{name}: {short} sample(s) unreadable ({reason})")
+
+
+def init_loader_worker(_: int) -> None:
+    """One decode thread per worker; Ctrl-C is the main process's to handle (it saves)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)

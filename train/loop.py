@@ -1,0 +1,423 @@
+"""The one training loop, shaped like torchvision's reference train.py.
+
+It knows nothing about any method: it streams batches, calls `method(images, batch)`
+for a loss, steps the optimiser, logs, checkpoints and calls the method's epoch hooks.
+Everything that decides a run's numbers is in `TrainConfig`; resuming from a
+checkpoint reproduces an uninterrupted run exactly (same data order, same crops,
+same dropout masks) as long as the rank and loader-worker counts are the same.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from sslx.errors import InputError
+from sslx.train import distributed
+from sslx.train.alexnet import AlexNet
+from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint, load_checkpoint, save_atomic
+from sslx.train.config import RunOptions, TrainConfig, read_config, write_config
+from sslx.train.data import ShardStream, init_loader_worker
+from sslx.train.methods import METHODS, EpochContext, Method
+from sslx.train.metrics import MetricsLog
+
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # the epoch in progress (= epochs completed)
+    step_in_epoch: int = 0
+    global_step: int = 0
+    finished: bool = False
+
+
+@dataclass
+class RunResult:
+    progress: Progress
+    stopped: str | None  # why the run stopped early ("interrupted", "max_steps"), if it did
+    method: Method
+    out: Path
+
+
+def prepare_run_dir(out: Path, resume: bool, config: TrainConfig | None = None) -> TrainConfig:
+    """Check the run folder and return the config to run: the stored one on resume."""
+    if resume:
+        if not (out / CHECKPOINT_NAME).exists():
+            raise InputError(f"nothing to resume: {out / CHECKPOINT_NAME} does not exist")
+        return read_config(out / CONFIG_NAME)
+    if (out / CHECKPOINT_NAME).exists():
+        raise InputError(
+            f"{out} already holds a run; add --resume to continue it, or choose another --out"
+        )
+    # A run that stopped before its first checkpoint may be restarted with the same config.
+    if (out / CONFIG_NAME).exists() and read_config(out / CONFIG_NAME) != config:
+        raise InputError(f"{out} holds a different run's config.yaml; choose another --out")
+    return config
+
+
+def build_method(config: TrainConfig) -> Method:
+    """Backbone + heads, initialised from the run seed (identical on every rank)."""
+    if config.method not in METHODS:
+        raise InputError(f"unknown method {config.method!r} (known: {', '.join(METHODS)})")
+    torch.manual_seed(config.seed)
+    return METHODS[config.method](AlexNet(config.model), config.method_options)
+
+
+def build_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimizer:
+    o = config.optim
+    return torch.optim.SGD(
+        method.parameter_groups(),
+        lr=o.lr,
+        momentum=o.momentum,
+        weight_decay=o.weight_decay,
+        nesterov=o.nesterov and o.momentum > 0,
+    )
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """Step decay per epoch at the configured milestones."""
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.optim.lr_milestones), gamma=config.optim.lr_gamma
+    )
+
+
+def default_workers(device: torch.device, world_size: int) -> int:
+    """One decoder keeps up with CPU training; a GPU needs several."""
+    if device.type != "cuda":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    local = max(1, torch.cuda.device_count() if world_size > 1 else 1)
+    return max(1, min(8, (cores or 2) // local - 1))
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Seed of the torch RNG (dropout) at a step: resumes replay the same masks."""
+    return (seed * 1_000_003 + step) * 1_009 + rank
+
+
+class StopSignal:
+    """First SIGINT/SIGTERM asks the loop to stop after the current step, with a checkpoint."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextmanager
+    def installed(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        try:
+            yield self
+        finally:
+            for sig, handler in self.previous.items():
+                signal.signal(sig, handler)
+
+
+class Meter:
+    """Batch-size-weighted sums of the method's metrics between two log points."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.started = time.perf_counter()
+
+    def add(self, metrics: dict[str, torch.Tensor], n: int) -> None:
+        for k, v in metrics.items():
+            v = v.detach().float() * n
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.count += n
+
+
+def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = False) -> RunResult:
+    """Run (or continue) a training run in `out`; returns when it ends or is stopped."""
+    device = distributed.pick_device(options.device, distributed.local_rank_from_env())
+    dist = distributed.setup(device)
+    try:
+        with StopSignal().installed() as stop:
+            return _train(config, Path(out), options, resume, device, dist, stop)
+    finally:
+        distributed.teardown()
+
+
+def _train(config, out, options, resume, device, dist, stop) -> RunResult:
+    payload = load_checkpoint(out / CHECKPOINT_NAME) if resume else None
+    data = ShardStream(
+        config.shards,
+        batch_size=config.optim.batch_size,
+        input_size=config.model.input_size,
+        crop=config.crop,
+        seed=config.seed,
+        shuffle_buffer=config.shuffle_buffer,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
+    method = build_method(config).to(device)
+    optimizer = build_optimizer(method, config)
+    scheduler = build_scheduler(optimizer, config)
+    progress = Progress()
+    workers = (
+        options.workers if options.workers is not None else default_workers(device, dist.world_size)
+    )
+    layout = {"world_size": dist.world_size, "workers": workers}
+    if payload is not None:
+        if payload["data"].get("fingerprint") != data.fingerprint:
+            raise InputError(
+                f"{config.shards} is not the dataset this run was trained on "
+                "(its generate config or sources differ)"
+            )
+        progress = _restore(payload, method, optimizer, scheduler, layout, dist)
+    elif dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(out / CONFIG_NAME, config)
+    distributed.barrier()
+    model = _wrap(method, device, dist, options)
+    log = MetricsLog(out, dist.is_main, progress.global_step)
+    record = {
+        "shards": str(config.shards),
+        "num_samples": data.num_samples,
+        "fingerprint": data.fingerprint,
+    }
+    saver = _Saver(out, config, method, optimizer, scheduler, progress, layout, record, dist)
+    try:
+        while progress.epoch < config.optim.epochs:
+            ctx = EpochContext(
+                progress.epoch,
+                device,
+                data,
+                log,
+                {"start_step": progress.step_in_epoch, "dist": dist},
+            )
+            method.on_epoch_start(ctx)
+            stopped = train_one_epoch(
+                model,
+                method,
+                optimizer,
+                data,
+                device,
+                progress,
+                config,
+                options,
+                log,
+                saver,
+                stop,
+                dist,
+                workers,
+            )
+            if stopped:
+                return RunResult(progress, stopped, method, out)
+            method.on_epoch_end(ctx)
+            scheduler.step()
+            progress.epoch += 1
+            progress.step_in_epoch = 0
+            progress.finished = progress.epoch >= config.optim.epochs
+            saver.save()
+        return RunResult(progress, None, method, out)
+    finally:
+        log.close()
+
+
+def train_one_epoch(
+    model,
+    method,
+    optimizer,
+    data,
+    device,
+    progress,
+    config,
+    options,
+    log,
+    saver,
+    stop,
+    dist,
+    workers,
+) -> str | None:
+    """One pass over this rank's share of the shards; returns why it stopped early, if so."""
+    epoch = progress.epoch
+    data.set_epoch(epoch, progress.step_in_epoch)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=init_loader_worker,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.type == "cuda" and options.amp
+        else nullcontext()
+    )
+    model.train()
+    meter, bad, reported = Meter(), 0, set()
+    allowed_bad = config.max_bad_fraction * data.steps * data.batch_size
+    bar = tqdm(
+        total=data.steps,
+        initial=progress.step_in_epoch,
+        desc=f"epoch {epoch + 1}/{config.optim.epochs}",
+        unit="step",
+        disable=not (options.progress and dist.is_main),
+        dynamic_ncols=True,
+    )
+    with bar:
+        for batch in loader:
+            bad += batch["bad"]
+            _report_errors(batch["errors"], reported, dist)
+            if bad > allowed_bad:
+                raise InputError(
+                    f"{bad} unreadable samples in epoch {epoch + 1} on rank {dist.rank}, more "
+                    f"than --max-bad-fraction {config.max_bad_fraction} allows; first: "
+                    f"{next(iter(reported), 'see warnings above')}"
+                )
+            if batch["image"].shape[0] == 0:
+                raise InputError(f"a batch of epoch {epoch + 1} had no readable samples")
+            images = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2)
+            extra = {"index": batch["index"].to(device, non_blocking=True)}
+            torch.manual_seed(step_seed(config.seed, progress.global_step, dist.rank))
+            with autocast:
+                output = model(images, extra)
+            optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            optimizer.step()
+            progress.step_in_epoch += 1
+            progress.global_step += 1
+            meter.add({"loss": output.loss, **output.metrics}, images.shape[0])
+            bar.update(1)
+
+            last = progress.step_in_epoch == data.steps
+            limit = options.max_steps is not None and progress.global_step >= options.max_steps
+            save = progress.global_step % options.checkpoint_every == 0 and not last
+            if (
+                progress.global_step % options.log_every == 0
+                or last
+                or save
+                or limit
+                or (stop.requested and not dist.enabled)
+            ):
+                record, stop_all = _flush(meter, progress, optimizer, bad, stop, dist)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['img_per_s']:.0f}")
+                log.write(record, progress.global_step)
+                meter = Meter()
+                if stop_all or limit:
+                    saver.save()
+                    return "interrupted" if stop_all else "max_steps"
+            if save:
+                saver.save()
+    log.write({"event": "epoch_end", "epoch": epoch + 1, "bad_samples": bad}, progress.global_step)
+    return None
+
+
+def _flush(meter, progress, optimizer, bad, stop, dist) -> tuple[dict, bool]:
+    """Average the meter over ranks, check the loss is finite, agree on stopping."""
+    keys = sorted(meter.sums)
+    device = meter.sums[keys[0]].device if keys else torch.device("cpu")
+    values = torch.stack(
+        [meter.sums[k].to(device) for k in keys]
+        + [torch.tensor(float(x), device=device) for x in (meter.count, bad, stop.requested)]
+    )
+    values = distributed.all_reduce_sum(values).cpu().tolist()
+    count, total_bad, stop_votes = values[-3:]
+    record = {k: v / max(count, 1) for k, v in zip(keys, values, strict=False)}
+    if not all(math.isfinite(v) for v in record.values()):
+        raise InputError(
+            f"the loss became non-finite by step {progress.global_step}; the last good "
+            "checkpoint is kept. Lower --lr or check the data"
+        )
+    seconds = time.perf_counter() - meter.started
+    record.update(
+        epoch=progress.epoch + 1,
+        lr=optimizer.param_groups[0]["lr"],
+        img_per_s=count / seconds if seconds > 0 else 0.0,
+        bad_samples=int(total_bad),
+    )
+    return record, stop_votes > 0
+
+
+def _report_errors(errors: list[str], reported: set[str], dist) -> None:
+    """Each unreadable shard or sample is reported once; the rest is counted."""
+    for message in errors:
+        key = message.split(":")[0]
+        if key not in reported:
+            reported.add(key)
+            prefix = f"[rank {dist.rank}] " if dist.enabled else ""
+            tqdm.write(f"sslx: warning: {prefix}{message}", file=sys.stderr)
+
+
+def _wrap(method, device, dist, options):
+    if device.type == "cuda":
+        method.to(memory_format=torch.channels_last)
+    model = method
+    if dist.enabled:
+        model = DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if options.compile:
+        model = torch.compile(model)
+    return model
+
+
+def _restore(payload, method, optimizer, scheduler, layout, dist) -> Progress:
+    state = {**{f"backbone.{k}": v for k, v in payload["backbone"].items()}, **payload["heads"]}
+    try:
+        method.load_state_dict(state)
+    except RuntimeError as e:
+        raise InputError(f"checkpoint does not fit method {method.name}: {e}") from None
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    progress = Progress(**payload["progress"])
+    if progress.step_in_epoch and payload.get("layout") != layout and dist.is_main:
+        tqdm.write(
+            f"sslx: warning: resuming mid-epoch with {layout} instead of {payload.get('layout')}; "
+            "the rest of this epoch reads the data in a different order than an "
+            "uninterrupted run would",
+            file=sys.stderr,
+        )
+    return progress
+
+
+class _Saver:
+    """Writes checkpoint.pt (main rank only), atomically."""
+
+    def __init__(
+        self, out, config, method, optimizer, scheduler, progress, layout, data, dist
+    ) -> None:
+        self.out, self.config, self.method = out, config, method
+        self.optimizer, self.scheduler, self.progress = optimizer, scheduler, progress
+        self.layout, self.data, self.dist = layout, data, dist
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            state = self.method.state_dict()
+            heads = {k: v for k, v in state.items() if not k.startswith("backbone.")}
+            payload = build_checkpoint(
+                config=self.config.to_dict(),
+                model=self.config.model,
+                method=self.config.method,
+                backbone=self.method.backbone.state_dict(),
+                heads=heads,
+                progress=asdict(self.progress),
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                layout=self.layout,
+                data=self.data,
+            )
+            save_atomic(payload, self.out / CHECKPOINT_NAME)
+        distributed.barrier()

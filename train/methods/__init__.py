@@ -1,0 +1,22 @@
+"""Pretraining methods, registered by name in `METHODS`."""
+
+from sslx.train.methods import rotnet  # noqa: F401  (registers itself)
+from sslx.train.methods.base import (
+    METHODS,
+    EpochContext,
+    Method,
+    MethodOption,
+    OptimDefaults,
+    StepOutput,
+    register,
+)
+
+__all__ = [
+    "METHODS",
+    "EpochContext",
+    "Method",
+    "MethodOption",
+    "OptimDefaults",
+    "StepOutput",
+    "register",
+]

@@ -1,0 +1,96 @@
+"""The method plug-in interface and the registry (solo-learn's METHODS idea).
+
+A method owns its heads and its loss. The training loop only ever calls:
+
+- `Method(backbone, options)`: build the heads for this backbone;
+- `method(images, batch) -> StepOutput`: loss and metrics for one batch (this is the
+  module's forward, so DDP sees it);
+- `method.parameter_groups()`: what the optimiser updates (all trainable parameters
+  unless a method says otherwise);
+- the hooks `on_epoch_start(ctx)` / `on_epoch_end(ctx)`, e.g. DeepCluster's clustering.
+
+Optimiser and schedule defaults come from each method's paper (`OptimDefaults`); every
+one of them can be overridden from the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from sslx.train.alexnet import AlexNet
+
+
+class StepOutput(NamedTuple):
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]  # detached scalars, averaged over batches when logged
+
+
+@dataclass(frozen=True)
+class OptimDefaults:
+    """Paper defaults for a method: SGD with step decay of the learning rate."""
+
+    batch_size: int
+    epochs: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+    sobel: bool = False
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class MethodOption:
+    """A method-specific command-line option (`--name`), stored in the run config."""
+
+    default: Any
+    help: str
+    type: type = int
+
+
+@dataclass
+class EpochContext:
+    """What epoch hooks may use: the epoch, the data and the run's device and logger."""
+
+    epoch: int
+    device: torch.device
+    data: Any = None
+    log: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    name: ClassVar[str]
+    defaults: ClassVar[OptimDefaults]
+    options: ClassVar[dict[str, MethodOption]] = {}
+
+    def __init__(self, backbone: AlexNet, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.method_options = {k: options.get(k, o.default) for k, o in self.options.items()}
+
+    def forward(self, images: torch.Tensor, batch: dict) -> StepOutput:
+        raise NotImplementedError
+
+    def parameter_groups(self) -> list[dict]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def on_epoch_start(self, ctx: EpochContext) -> None:
+        """Called before each epoch (also the first one after a resume)."""
+
+    def on_epoch_end(self, ctx: EpochContext) -> None:
+        """Called after each epoch, before its checkpoint is written."""
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    METHODS[cls.name] = cls
+    return cls

@@ -1,0 +1,47 @@
+"""Run logging: `metrics.jsonl` (one JSON object per line) plus TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class MetricsLog:
+    """Writes only on the main rank. On resume, drops records past the resume step."""
+
+    def __init__(self, run_dir: Path, enabled: bool, resume_step: int = 0) -> None:
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = None
+        if not enabled:
+            return
+        if resume_step and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+            ]
+            self.path.write_text("".join(f"{line}\n" for line in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step or None)
+
+    def write(self, record: dict, step: int, prefix: str = "train") -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **record}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=False) + "\n")
+        for key, value in record.items():
+            if key not in ("step", "epoch", "event") and isinstance(value, (int, float)):
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def add_image(self, tag: str, image, step: int) -> None:
+        if self.enabled:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
