@@ -28,7 +28,7 @@ from sslx.train.alexnet import AlexNet
 from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint, load_checkpoint, save_atomic
 from sslx.train.config import RunOptions, TrainConfig, read_config, write_config
 from sslx.train.data import ShardStream, init_loader_worker
-from sslx.train.methods import METHODS, EpochContext, Method
+from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
 from sslx.train.metrics import MetricsLog
 
 CONFIG_NAME = "config.yaml"
@@ -158,6 +158,30 @@ def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = Fa
         distributed.teardown()
 
 
+@dataclass
+class Run:
+    """Everything a run holds; the loop's small functions take it instead of 13 arguments."""
+
+    config: TrainConfig
+    options: RunOptions
+    out: Path
+    device: torch.device
+    dist: distributed.Dist
+    stop: StopSignal
+    data: ShardStream
+    method: Method
+    model: torch.nn.Module  # the method, wrapped in DDP and/or torch.compile
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    progress: Progress
+    workers: int
+    log: MetricsLog | None = None
+
+    @property
+    def layout(self) -> dict:
+        return {"world_size": self.dist.world_size, "workers": self.workers}
+
+
 def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     payload = load_checkpoint(out / CHECKPOINT_NAME) if resume else None
     data = ShardStream(
@@ -172,101 +196,65 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     )
     method = build_method(config).to(device)
     optimizer = build_optimizer(method, config)
-    scheduler = build_scheduler(optimizer, config)
-    progress = Progress()
-    workers = (
-        options.workers if options.workers is not None else default_workers(device, dist.world_size)
-    )
-    layout = {"world_size": dist.world_size, "workers": workers}
+    workers = options.workers
+    run = Run(
+        config, options, out, device, dist, stop, data, method, method, optimizer,
+        build_scheduler(optimizer, config), Progress(),
+        default_workers(device, dist.world_size) if workers is None else workers,
+    )  # fmt: skip
     if payload is not None:
-        if payload["data"].get("fingerprint") != data.fingerprint:
-            raise InputError(
-                f"{config.shards} is not the dataset this run was trained on "
-                "(its generate config or sources differ)"
-            )
-        progress = _restore(payload, method, optimizer, scheduler, layout, dist)
+        _restore(run, payload)
     elif dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / CONFIG_NAME, config)
     distributed.barrier()
-    model = _wrap(method, device, dist, options)
-    log = MetricsLog(out, dist.is_main, progress.global_step)
-    record = {
-        "shards": str(config.shards),
-        "num_samples": data.num_samples,
-        "fingerprint": data.fingerprint,
-    }
-    saver = _Saver(out, config, method, optimizer, scheduler, progress, layout, record, dist)
+    run.model = _wrap(method, device, dist, options)
+    run.log = MetricsLog(out, dist.is_main, run.progress.global_step)
+    progress = run.progress
     try:
         while progress.epoch < config.optim.epochs:
-            ctx = EpochContext(
-                progress.epoch,
-                device,
-                data,
-                log,
-                {"start_step": progress.step_in_epoch, "dist": dist},
-            )
+            extra = {"start_step": progress.step_in_epoch, "dist": dist}
+            ctx = EpochContext(progress.epoch, device, data, run.log, extra)
             method.on_epoch_start(ctx)
-            stopped = train_one_epoch(
-                model,
-                method,
-                optimizer,
-                data,
-                device,
-                progress,
-                config,
-                options,
-                log,
-                saver,
-                stop,
-                dist,
-                workers,
-            )
+            stopped = train_one_epoch(run)
             if stopped:
                 return RunResult(progress, stopped, method, out)
             method.on_epoch_end(ctx)
-            scheduler.step()
+            run.scheduler.step()
             progress.epoch += 1
             progress.step_in_epoch = 0
             progress.finished = progress.epoch >= config.optim.epochs
-            saver.save()
+            save_checkpoint(run)
         return RunResult(progress, None, method, out)
     finally:
-        log.close()
+        run.log.close()
 
 
-def train_one_epoch(
-    model,
-    method,
-    optimizer,
-    data,
-    device,
-    progress,
-    config,
-    options,
-    log,
-    saver,
-    stop,
-    dist,
-    workers,
-) -> str | None:
+def train_one_epoch(run: Run) -> str | None:
     """One pass over this rank's share of the shards; returns why it stopped early, if so."""
+    config, options, progress, data, dist = (
+        run.config,
+        run.options,
+        run.progress,
+        run.data,
+        run.dist,
+    )
     epoch = progress.epoch
     data.set_epoch(epoch, progress.step_in_epoch)
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=None,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
+        num_workers=run.workers,
+        pin_memory=run.device.type == "cuda",
         worker_init_fn=init_loader_worker,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=4 if run.workers > 0 else None,
     )
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda" and options.amp
+        if run.device.type == "cuda" and options.amp
         else nullcontext()
     )
-    model.train()
+    run.model.train()
     meter, bad, reported = Meter(), 0, set()
     allowed_bad = config.max_bad_fraction * data.steps * data.batch_size
     bar = tqdm(
@@ -289,62 +277,66 @@ def train_one_epoch(
                 )
             if batch["image"].shape[0] == 0:
                 raise InputError(f"a batch of epoch {epoch + 1} had no readable samples")
-            images = batch["image"].to(device, non_blocking=True).permute(0, 3, 1, 2)
-            extra = {"index": batch["index"].to(device, non_blocking=True)}
-            torch.manual_seed(step_seed(config.seed, progress.global_step, dist.rank))
-            with autocast:
-                output = model(images, extra)
-            optimizer.zero_grad(set_to_none=True)
-            output.loss.backward()
-            optimizer.step()
-            progress.step_in_epoch += 1
-            progress.global_step += 1
-            meter.add({"loss": output.loss, **output.metrics}, images.shape[0])
+            output = train_step(run, batch, autocast)
+            meter.add({"loss": output.loss, **output.metrics}, batch["image"].shape[0])
             bar.update(1)
 
             last = progress.step_in_epoch == data.steps
             limit = options.max_steps is not None and progress.global_step >= options.max_steps
             save = progress.global_step % options.checkpoint_every == 0 and not last
-            if (
-                progress.global_step % options.log_every == 0
-                or last
-                or save
-                or limit
-                or (stop.requested and not dist.enabled)
-            ):
-                record, stop_all = _flush(meter, progress, optimizer, bad, stop, dist)
+            local_stop = run.stop.requested and not dist.enabled
+            if progress.global_step % options.log_every == 0 or last or save or limit or local_stop:
+                record, stop_all = _flush(run, meter, bad)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['img_per_s']:.0f}")
-                log.write(record, progress.global_step)
+                run.log.write(record, progress.global_step)
                 meter = Meter()
                 if stop_all or limit:
-                    saver.save()
+                    save_checkpoint(run)
                     return "interrupted" if stop_all else "max_steps"
             if save:
-                saver.save()
-    log.write({"event": "epoch_end", "epoch": epoch + 1, "bad_samples": bad}, progress.global_step)
+                save_checkpoint(run)
+    run.log.write(
+        {"event": "epoch_end", "epoch": epoch + 1, "bad_samples": bad}, progress.global_step
+    )
     return None
 
 
-def _flush(meter, progress, optimizer, bad, stop, dist) -> tuple[dict, bool]:
+def train_step(run: Run, batch: dict, autocast) -> StepOutput:
+    """Forward, backward and update on one batch of uint8 NHWC images."""
+    # NHWC -> NCHW as a view: on the device the batch is channels-last already.
+    images = batch["image"].to(run.device, non_blocking=True).permute(0, 3, 1, 2)
+    extra = {"index": batch["index"].to(run.device, non_blocking=True)}
+    torch.manual_seed(step_seed(run.config.seed, run.progress.global_step, run.dist.rank))
+    with autocast:
+        output = run.model(images, extra)
+    run.optimizer.zero_grad(set_to_none=True)
+    output.loss.backward()
+    run.optimizer.step()
+    run.progress.step_in_epoch += 1
+    run.progress.global_step += 1
+    return output
+
+
+def _flush(run: Run, meter: Meter, bad: int) -> tuple[dict, bool]:
     """Average the meter over ranks, check the loss is finite, agree on stopping."""
     keys = sorted(meter.sums)
     device = meter.sums[keys[0]].device if keys else torch.device("cpu")
     values = torch.stack(
         [meter.sums[k].to(device) for k in keys]
-        + [torch.tensor(float(x), device=device) for x in (meter.count, bad, stop.requested)]
+        + [torch.tensor(float(x), device=device) for x in (meter.count, bad, run.stop.requested)]
     )
     values = distributed.all_reduce_sum(values).cpu().tolist()
     count, total_bad, stop_votes = values[-3:]
     record = {k: v / max(count, 1) for k, v in zip(keys, values, strict=False)}
     if not all(math.isfinite(v) for v in record.values()):
         raise InputError(
-            f"the loss became non-finite by step {progress.global_step}; the last good "
+            f"the loss became non-finite by step {run.progress.global_step}; the last good "
             "checkpoint is kept. Lower --lr or check the data"
         )
     seconds = time.perf_counter() - meter.started
     record.update(
-        epoch=progress.epoch + 1,
-        lr=optimizer.param_groups[0]["lr"],
+        epoch=run.progress.epoch + 1,
+        lr=run.optimizer.param_groups[0]["lr"],
         img_per_s=count / seconds if seconds > 0 else 0.0,
         bad_samples=int(total_bad),
     )
@@ -374,50 +366,48 @@ def _wrap(method, device, dist, options):
     return model
 
 
-def _restore(payload, method, optimizer, scheduler, layout, dist) -> Progress:
-    state = {**{f"backbone.{k}": v for k, v in payload["backbone"].items()}, **payload["heads"]}
+def _restore(run: Run, payload: dict) -> None:
+    if payload["data"].get("fingerprint") != run.data.fingerprint:
+        raise InputError(
+            f"{run.config.shards} is not the dataset this run was trained on "
+            "(its generate config or sources differ)"
+        )
+    backbone = {f"backbone.{k}": v for k, v in payload["backbone"].items()}
     try:
-        method.load_state_dict(state)
+        run.method.load_state_dict({**backbone, **payload["heads"]})
     except RuntimeError as e:
-        raise InputError(f"checkpoint does not fit method {method.name}: {e}") from None
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    progress = Progress(**payload["progress"])
-    if progress.step_in_epoch and payload.get("layout") != layout and dist.is_main:
+        raise InputError(f"checkpoint does not fit method {run.method.name}: {e}") from None
+    run.optimizer.load_state_dict(payload["optimizer"])
+    run.scheduler.load_state_dict(payload["scheduler"])
+    run.progress = Progress(**payload["progress"])
+    if run.progress.step_in_epoch and payload.get("layout") != run.layout and run.dist.is_main:
         tqdm.write(
-            f"sslx: warning: resuming mid-epoch with {layout} instead of {payload.get('layout')}; "
-            "the rest of this epoch reads the data in a different order than an "
-            "uninterrupted run would",
+            f"sslx: warning: resuming mid-epoch with {run.layout} instead of "
+            f"{payload.get('layout')}; the rest of this epoch reads the data in a different "
+            "order than an uninterrupted run would",
             file=sys.stderr,
         )
-    return progress
 
 
-class _Saver:
-    """Writes checkpoint.pt (main rank only), atomically."""
-
-    def __init__(
-        self, out, config, method, optimizer, scheduler, progress, layout, data, dist
-    ) -> None:
-        self.out, self.config, self.method = out, config, method
-        self.optimizer, self.scheduler, self.progress = optimizer, scheduler, progress
-        self.layout, self.data, self.dist = layout, data, dist
-
-    def save(self) -> None:
-        if self.dist.is_main:
-            state = self.method.state_dict()
-            heads = {k: v for k, v in state.items() if not k.startswith("backbone.")}
-            payload = build_checkpoint(
-                config=self.config.to_dict(),
-                model=self.config.model,
-                method=self.config.method,
-                backbone=self.method.backbone.state_dict(),
-                heads=heads,
-                progress=asdict(self.progress),
-                optimizer=self.optimizer.state_dict(),
-                scheduler=self.scheduler.state_dict(),
-                layout=self.layout,
-                data=self.data,
-            )
-            save_atomic(payload, self.out / CHECKPOINT_NAME)
-        distributed.barrier()
+def save_checkpoint(run: Run) -> None:
+    """Write checkpoint.pt (main rank only, atomically); all ranks wait for it."""
+    if run.dist.is_main:
+        state = run.method.state_dict()
+        payload = build_checkpoint(
+            config=run.config.to_dict(),
+            model=run.config.model,
+            method=run.config.method,
+            backbone=run.method.backbone.state_dict(),
+            heads={k: v for k, v in state.items() if not k.startswith("backbone.")},
+            progress=asdict(run.progress),
+            optimizer=run.optimizer.state_dict(),
+            scheduler=run.scheduler.state_dict(),
+            layout=run.layout,
+            data={
+                "shards": str(run.config.shards),
+                "num_samples": run.data.num_samples,
+                "fingerprint": run.data.fingerprint,
+            },
+        )
+        save_atomic(payload, run.out / CHECKPOINT_NAME)
+    distributed.barrier()
