@@ -101,7 +101,12 @@ def _method_options(command):
     help="Images per step per rank.  [default: the method's]",
 )
 @click.option("--lr", type=float, default=None, help="Learning rate.  [default: the method's]")
-@click.option("--momentum", type=float, default=None, help="SGD momentum.  [default: the method's]")
+@click.option(
+    "--momentum",
+    type=float,
+    default=None,
+    help="SGD momentum (Adam's beta1 for bigan).  [default: the method's]",
+)
 @click.option(
     "--weight-decay", type=float, default=None, help="Weight decay.  [default: the method's]"
 )

@@ -75,14 +75,7 @@ def build_method(config: TrainConfig) -> Method:
 
 
 def build_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimizer:
-    o = config.optim
-    return torch.optim.SGD(
-        method.parameter_groups(),
-        lr=o.lr,
-        momentum=o.momentum,
-        weight_decay=o.weight_decay,
-        nesterov=o.nesterov and o.momentum > 0,
-    )
+    return method.configure_optimizer(config.optim)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):

@@ -11,6 +11,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, enabled: bool, resume_step: int = 0) -> None:
         self.enabled = enabled
+        self.run_dir = run_dir  # where methods may write their own files (e.g. BiGAN's pictures)
         self.path = run_dir / "metrics.jsonl"
         self.writer = None
         if not enabled:

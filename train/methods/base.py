@@ -7,6 +7,7 @@ A method owns its heads and its loss. The training loop only ever calls:
   module's forward, so DDP sees it);
 - `method.parameter_groups()`: what the optimiser updates (all trainable parameters
   unless a method says otherwise);
+- `method.configure_optimizer(optim)`: the optimiser (SGD unless a method says otherwise);
 - the hooks `on_epoch_start(ctx)` / `on_epoch_end(ctx)`, e.g. DeepCluster's clustering.
 
 Optimiser and schedule defaults come from each method's paper (`OptimDefaults`); every
@@ -16,12 +17,15 @@ one of them can be overridden from the command line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from sslx.train.alexnet import AlexNet
+
+if TYPE_CHECKING:
+    from sslx.train.config import OptimConfig
 
 
 class StepOutput(NamedTuple):
@@ -31,7 +35,10 @@ class StepOutput(NamedTuple):
 
 @dataclass(frozen=True)
 class OptimDefaults:
-    """Paper defaults for a method: SGD with step decay of the learning rate."""
+    """Paper defaults for a method: optimiser settings and step decay of the learning rate.
+
+    `momentum` is SGD's momentum, or Adam's beta1 for methods that use Adam.
+    """
 
     batch_size: int
     epochs: int
@@ -80,6 +87,16 @@ class Method(nn.Module):
 
     def parameter_groups(self) -> list[dict]:
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def configure_optimizer(self, optim: OptimConfig) -> torch.optim.Optimizer:
+        """SGD with (Nesterov) momentum; methods whose paper uses another optimiser override it."""
+        return torch.optim.SGD(
+            self.parameter_groups(),
+            lr=optim.lr,
+            momentum=optim.momentum,
+            weight_decay=optim.weight_decay,
+            nesterov=optim.nesterov and optim.momentum > 0,
+        )
 
     def on_epoch_start(self, ctx: EpochContext) -> None:
         """Called before each epoch (also the first one after a resume)."""
