@@ -6,10 +6,13 @@ Measured side by side in one run, on this machine:
   this process on one thread) at 224 and 64 px, against decoding the same JPEG bytes
   with OpenCV and nothing else;
 - training: RotNet steps/s (4 rotations per image) at 64 and 224 px with the paper's
-  4096-wide classifier and a narrow one, on synthetic batches, so only compute counts.
+  4096-wide classifier and a narrow one, on synthetic batches, so only compute counts;
+- BiGAN steps/s (E, G and D together) with G and D at 64 px and E at 64 or 128 px, on
+  synthetic batches.
 
     python benchmarks/train.py                     # shards from the paper's photo, 256 px
     python benchmarks/train.py --steps 3           # quicker, noisier
+    python benchmarks/train.py --only bigan        # one section
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import torch
 
 from sslx.datagen import AugmentConfig, GenerateConfig, generate
 from sslx.train.alexnet import AlexNet, ModelConfig
+from sslx.train.config import OptimConfig
 from sslx.train.crops import CropConfig
 from sslx.train.data import ShardStream
+from sslx.train.methods.bigan import BiGAN
 from sslx.train.methods.rotnet import RotNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="images per training step")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per setting")
     p.add_argument("--repeats", type=int, default=2, help="loader repeats; the best is kept")
+    p.add_argument("--only", choices=["loader", "rotnet", "bigan"], help="run one section")
     return p.parse_args()
 
 
@@ -102,29 +108,61 @@ def train_rate(size: int, width: int, stride: int, batch: int, steps: int) -> fl
     return steps / (time.perf_counter() - t0)
 
 
+def bigan_rate(size: int, batch: int, steps: int) -> float:
+    """Steps/s of BiGAN with the paper's settings: G and D at 64 px, E at `size` px."""
+    torch.manual_seed(0)
+    method = BiGAN(AlexNet(ModelConfig(input_size=size)), {})
+    d = BiGAN.defaults
+    opt = method.configure_optimizer(OptimConfig(batch, 1, d.lr, d.momentum, d.weight_decay,
+                                                 False, (), 1.0))  # fmt: skip
+    images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        method(images, {}).loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - t0)
+
+
 def main() -> None:
     args = parse_args()
-    shards = ensure_shards(args)
     cv2.setNumThreads(1)
     print(f"# sslx train benchmark, {date.today()}, {platform.machine()}, "
           f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}")  # fmt: skip
-    print(f"shards: {shards} (256 px JPEG q90)\n")
-    torch.set_num_threads(1)
-    bound = decode_bound(shards, 1000, args.repeats)
-    print("## loader, one worker (one thread)")
-    print(f"| setting | samples/s | vs decode bound |\n|---|---|---|\n"
-          f"| OpenCV decode only (bound) | {bound:,.0f} | 1.00 |")  # fmt: skip
-    for size in (224, 64):
-        rate = loader_rate(shards, size, args.repeats)
-        print(f"| loader, {size} px crops | {rate:,.0f} | {rate / bound:.2f} |")
+    if args.only in (None, "loader"):
+        shards = ensure_shards(args)
+        print(f"shards: {shards} (256 px JPEG q90)\n")
+        torch.set_num_threads(1)
+        bound = decode_bound(shards, 1000, args.repeats)
+        print("## loader, one worker (one thread)")
+        print(f"| setting | samples/s | vs decode bound |\n|---|---|---|\n"
+              f"| OpenCV decode only (bound) | {bound:,.0f} | 1.00 |")  # fmt: skip
+        for size in (224, 64):
+            rate = loader_rate(shards, size, args.repeats)
+            print(f"| loader, {size} px crops | {rate:,.0f} | {rate / bound:.2f} |")
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    print(f"\n## RotNet training, batch {args.batch_size} images (x4 rotations), "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
-    print("| input | conv1 stride | classifier | steps/s | images/s |\n|---|---|---|---|---|")
-    for size, stride in ((64, 2), (64, 4), (224, 4)):
-        for width in (4096, 512):
-            rate = train_rate(size, width, stride, args.batch_size, args.steps)
-            print(f"| {size} | {stride} | {width} | {rate:.3f} | {rate * args.batch_size:.1f} |")
+    if args.only in (None, "rotnet"):
+        print(f"\n## RotNet training, batch {args.batch_size} images (x4 rotations), "
+              f"{torch.get_num_threads()} threads")  # fmt: skip
+        print("| input | conv1 stride | classifier | steps/s | images/s |\n|---|---|---|---|---|")
+        for size, stride in ((64, 2), (64, 4), (224, 4)):
+            for width in (4096, 512):
+                rate = train_rate(size, width, stride, args.batch_size, args.steps)
+                print(f"| {size} | {stride} | {width} | {rate:.3f} | "
+                      f"{rate * args.batch_size:.1f} |")  # fmt: skip
+    if args.only in (None, "bigan"):
+        print(f"\n## BiGAN training (E + G + D), batch {args.batch_size} images, "
+              f"{torch.get_num_threads()} threads")  # fmt: skip
+        print("| E input (conv1 stride) | G/D | steps/s | images/s |\n|---|---|---|---|")
+        for size in (64, 128):
+            rate = bigan_rate(size, args.batch_size, args.steps)
+            stride = ModelConfig(input_size=size).resolved().conv1_stride
+            print(f"| {size} ({stride}) | 64 | {rate:.3f} | {rate * args.batch_size:.1f} |")
 
 
 if __name__ == "__main__":
