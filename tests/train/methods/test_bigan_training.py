@@ -1,6 +1,8 @@
 """BiGAN through the one training loop: resume, pictures, NaN stop, CLI and probe contract."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -139,3 +141,20 @@ def test_default_config_is_the_reference_one(shards):
     assert config.method_options == {"latent_dim": 200, "gan_size": 64, "gan_width": 64}
     scheduler_lr = [2e-4 * o.lr_gamma ** sum(m <= e for m in o.lr_milestones) for e in range(100)]
     assert scheduler_lr[49] == 2e-4 and scheduler_lr[99] == pytest.approx(2e-6)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(shards, tmp_path):
+    """Every trainable parameter gets a gradient each step, so DDP accepts the one backward."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "sslx.cli", "train", "--shards", str(shards), "--method", "bigan",
+           "--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--gan-size",
+           "32", "--gan-width", "8", "--latent-dim", "16", "--batch-size", "24", "--epochs",
+           "1", "--out", str(run), "--quiet", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = load_checkpoint(run)
+    assert payload["layout"]["world_size"] == 2 and payload["progress"]["global_step"] == 5
+    assert (run / "samples" / "epoch_0001.png").exists()
+    assert (run / "recons" / "epoch_0001.png").exists()
