@@ -96,9 +96,9 @@ class BiGAN(Method):
         reference="jeffdonahue/bigan README.md (ImageNet, 1000 classes) and train_gan.py",
     )
     options = {  # noqa: RUF012  (a ClassVar in the base class)
-        "latent_dim": MethodOption(200, "BiGAN: dimensions of z (uniform on [-1, 1])."),
-        "gan_size": MethodOption(64, "BiGAN: side of G's images and D's input; E sees --size."),
-        "gan_width": MethodOption(64, "BiGAN: base channel count of G and D (64 in the paper)."),
+        "latent_dim": MethodOption(200, "Dimensions of z (uniform on [-1, 1])."),
+        "gan_size": MethodOption(64, "Side of G's images and D's input; E sees --size."),
+        "gan_width": MethodOption(64, "Base channel count of G and D (the reference's 64)."),
     }
 
     def __init__(self, backbone: AlexNet, options: dict) -> None:
