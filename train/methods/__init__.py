@@ -1,6 +1,6 @@
 """Pretraining methods, registered by name in `METHODS`."""
 
-from sslx.train.methods import rotnet  # noqa: F401  (registers itself)
+from sslx.train.methods import deepcluster, rotnet  # noqa: F401  (register themselves)
 from sslx.train.methods.base import (
     METHODS,
     EpochContext,
