@@ -129,8 +129,7 @@ class EpochDataset(torch.utils.data.Dataset):
 def collate_draws(items: list[tuple]) -> dict:
     """The loop's batch dict, plus "label"; unreadable draws are counted, not batched."""
     good = [it for it in items if it[0] is not None]
-    size = items[0][0].shape[0] if good and items[0][0] is not None else 0
-    images = np.stack([it[0] for it in good]) if good else np.zeros((0, size, size, 3), np.uint8)
+    images = np.stack([it[0] for it in good]) if good else np.zeros((0, 0, 0, 3), np.uint8)
     return {
         "image": torch.from_numpy(images),
         "index": torch.tensor([it[1] for it in good], dtype=torch.int64),

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from sslx.train.alexnet import AlexNet
 from sslx.train.indexed import EpochDataset
+
+if TYPE_CHECKING:
+    from sslx.train.config import TrainConfig
 
 
 class StepOutput(NamedTuple):
@@ -69,7 +72,7 @@ class EpochContext:
     data: Any = None
     log: Any = None
     extra: dict = field(default_factory=dict)  # "start_step" (> 0: resumed mid-epoch), "dist"
-    config: Any = None  # the run's TrainConfig
+    config: TrainConfig | None = None
     out: Path | None = None  # the run folder
     workers: int = 0  # loader processes per rank
     step: int = 0  # global step at the start of the hook
