@@ -6,14 +6,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from sslx.train.config import RunOptions
 from sslx.train.loop import train
 from sslx.train.methods.deepcluster import clusters_path, uniform_label_draws
 
 
-@pytest.mark.slow
 def test_two_process_deepcluster_on_cpu(shards, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
