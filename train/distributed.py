@@ -70,3 +70,24 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def gather_rows(local: torch.Tensor, counts: list[int]) -> torch.Tensor | None:
+    """Rank 0 gets every rank's rows, in rank order (rank r holds counts[r]); others None."""
+    if not dist.is_initialized():
+        return local
+    padded = local.new_zeros((max(counts), *local.shape[1:]))
+    padded[: len(local)] = local
+    if dist.get_rank() != 0:
+        dist.gather(padded, None, dst=0)
+        return None
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.gather(padded, parts, dst=0)
+    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
+
+
+def broadcast(values: torch.Tensor) -> torch.Tensor:
+    """Rank 0's values on every rank (in place)."""
+    if dist.is_initialized():
+        dist.broadcast(values, src=0)
+    return values

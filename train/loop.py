@@ -27,7 +27,8 @@ from sslx.train import distributed
 from sslx.train.alexnet import AlexNet
 from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint, load_checkpoint, save_atomic
 from sslx.train.config import RunOptions, TrainConfig, read_config, write_config
-from sslx.train.data import ShardStream, init_loader_worker
+from sslx.train.data import ShardStream, init_loader_worker, steps_per_epoch
+from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
 from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
 from sslx.train.metrics import MetricsLog
 
@@ -188,6 +189,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         world_size=dist.world_size,
     )
     method = build_method(config).to(device)
+    method.check_data(data.num_samples)
     optimizer = build_optimizer(method, config)
     workers = options.workers
     run = Run(
@@ -207,9 +209,12 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     try:
         while progress.epoch < config.optim.epochs:
             extra = {"start_step": progress.step_in_epoch, "dist": dist}
-            ctx = EpochContext(progress.epoch, device, data, run.log, extra)
+            ctx = EpochContext(
+                progress.epoch, device, data, run.log, extra,
+                config=config, out=out, workers=run.workers, step=progress.global_step,
+            )  # fmt: skip
             method.on_epoch_start(ctx)
-            stopped = train_one_epoch(run)
+            stopped = train_one_epoch(run, method.epoch_data(ctx))
             if stopped:
                 return RunResult(progress, stopped, method, out)
             method.on_epoch_end(ctx)
@@ -223,25 +228,12 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         run.log.close()
 
 
-def train_one_epoch(run: Run) -> str | None:
-    """One pass over this rank's share of the shards; returns why it stopped early, if so."""
-    config, options, progress, data, dist = (
-        run.config,
-        run.options,
-        run.progress,
-        run.data,
-        run.dist,
-    )
+def train_one_epoch(run: Run, draws: EpochDataset | None = None) -> str | None:
+    """One pass over this rank's share of the shards (or of the method's draws for this
+    epoch); returns why it stopped early, if so."""
+    config, options, progress, dist = run.config, run.options, run.progress, run.dist
     epoch = progress.epoch
-    data.set_epoch(epoch, progress.step_in_epoch)
-    loader = torch.utils.data.DataLoader(
-        data,
-        batch_size=None,
-        num_workers=run.workers,
-        pin_memory=run.device.type == "cuda",
-        worker_init_fn=init_loader_worker,
-        prefetch_factor=4 if run.workers > 0 else None,
-    )
+    loader, steps = _epoch_batches(run, draws)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if run.device.type == "cuda" and options.amp
@@ -249,9 +241,9 @@ def train_one_epoch(run: Run) -> str | None:
     )
     run.model.train()
     meter, bad, reported = Meter(), 0, set()
-    allowed_bad = config.max_bad_fraction * data.steps * data.batch_size
+    allowed_bad = config.max_bad_fraction * steps * config.optim.batch_size
     bar = tqdm(
-        total=data.steps,
+        total=steps,
         initial=progress.step_in_epoch,
         desc=f"epoch {epoch + 1}/{config.optim.epochs}",
         unit="step",
@@ -274,7 +266,7 @@ def train_one_epoch(run: Run) -> str | None:
             meter.add({"loss": output.loss, **output.metrics}, batch["image"].shape[0])
             bar.update(1)
 
-            last = progress.step_in_epoch == data.steps
+            last = progress.step_in_epoch == steps
             limit = options.max_steps is not None and progress.global_step >= options.max_steps
             save = progress.global_step % options.checkpoint_every == 0 and not last
             local_stop = run.stop.requested and not dist.enabled
@@ -294,11 +286,41 @@ def train_one_epoch(run: Run) -> str | None:
     return None
 
 
+def _epoch_batches(run: Run, draws: EpochDataset | None):
+    """The epoch's loader and its length in steps: the shard stream, or the method's draws
+    split into contiguous stretches per rank (from `step_in_epoch` on, when resuming)."""
+    pin = run.device.type == "cuda"
+    if draws is None:
+        run.data.set_epoch(run.progress.epoch, run.progress.step_in_epoch)
+        loader = torch.utils.data.DataLoader(
+            run.data,
+            batch_size=None,
+            num_workers=run.workers,
+            pin_memory=pin,
+            worker_init_fn=init_loader_worker,
+            prefetch_factor=4 if run.workers > 0 else None,
+        )
+        return loader, run.data.steps
+    batch_size, dist = run.config.optim.batch_size, run.dist
+    steps = steps_per_epoch(len(draws), dist.world_size, batch_size)
+    if steps == 0:
+        raise InputError(
+            f"{len(draws)} draws are fewer than one batch of {batch_size} per rank; "
+            "lower --batch-size"
+        )
+    batches = rank_batches(
+        len(draws), batch_size, dist.rank, dist.world_size, run.progress.step_in_epoch
+    )
+    return epoch_loader(draws, batches, run.workers, pin), steps
+
+
 def train_step(run: Run, batch: dict, autocast) -> StepOutput:
     """Forward, backward and update on one batch of uint8 NHWC images."""
     # NHWC -> NCHW as a view: on the device the batch is channels-last already.
     images = batch["image"].to(run.device, non_blocking=True).permute(0, 3, 1, 2)
-    extra = {"index": batch["index"].to(run.device, non_blocking=True)}
+    extra = {
+        k: batch[k].to(run.device, non_blocking=True) for k in ("index", "label") if k in batch
+    }
     torch.manual_seed(step_seed(run.config.seed, run.progress.global_step, run.dist.rank))
     with autocast:
         output = run.model(images, extra)

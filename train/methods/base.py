@@ -8,7 +8,11 @@ A method owns its heads and its loss. The training loop only ever calls:
 - `method.parameter_groups()`: what the optimiser updates (all trainable parameters
   unless a method says otherwise);
 - `method.configure_optimizer(optim)`: the optimiser (SGD unless a method says otherwise);
-- the hooks `on_epoch_start(ctx)` / `on_epoch_end(ctx)`, e.g. DeepCluster's clustering.
+- the hooks `on_epoch_start(ctx)` / `on_epoch_end(ctx)`, e.g. DeepCluster's clustering;
+- `method.epoch_data(ctx)`: None to stream the shards as they are (RotNet), or the
+  epoch's own draws as an `EpochDataset` (DeepCluster's samples, uniform over clusters,
+  with their pseudo-labels);
+- `method.check_data(num_samples)`: refuse a dataset before the run folder is written.
 
 Optimiser and schedule defaults come from each method's paper (`OptimDefaults`); every
 one of them can be overridden from the command line.
@@ -17,15 +21,17 @@ one of them can be overridden from the command line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from sslx.train.alexnet import AlexNet
+from sslx.train.indexed import EpochDataset
 
 if TYPE_CHECKING:
-    from sslx.train.config import OptimConfig
+    from sslx.train.config import OptimConfig, TrainConfig
 
 
 class StepOutput(NamedTuple):
@@ -63,13 +69,17 @@ class MethodOption:
 
 @dataclass
 class EpochContext:
-    """What epoch hooks may use: the epoch, the data and the run's device and logger."""
+    """What epoch hooks may use: the epoch, the data, the run's config, folder and logger."""
 
     epoch: int
     device: torch.device
     data: Any = None
     log: Any = None
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # "start_step" (> 0: resumed mid-epoch), "dist"
+    config: TrainConfig | None = None
+    out: Path | None = None  # the run folder
+    workers: int = 0  # loader processes per rank
+    step: int = 0  # global step at the start of the hook
 
 
 class Method(nn.Module):
@@ -97,6 +107,16 @@ class Method(nn.Module):
             weight_decay=optim.weight_decay,
             nesterov=optim.nesterov and optim.momentum > 0,
         )
+    def check_data(self, num_samples: int) -> None:
+        """Raise InputError if the method cannot train on a dataset of this size."""
+
+    def epoch_data(self, ctx: EpochContext) -> EpochDataset | None:
+        """This epoch's draws (image, index, label), or None to stream the shards.
+
+        Called after `on_epoch_start`. The loop splits the draws between ranks, batches
+        them and passes each batch's labels to `forward` as `batch["label"]`.
+        """
+        return None
 
     def on_epoch_start(self, ctx: EpochContext) -> None:
         """Called before each epoch (also the first one after a resume)."""

@@ -1,0 +1,168 @@
+"""Random access into the shards, for methods that choose their own samples each epoch.
+
+The streaming reader (`data.ShardStream`) reads every shard front to back. DeepCluster
+instead draws the same number of images from every cluster, so it needs image `i` on
+demand. `ShardIndex` records where each sample's JPEG lies inside its tar shard (the
+stdlib `tarfile` reads the headers; no tar parsing of our own) and then reads it with
+one `pread`. WebDataset's own indexed reader, `wids`, is not part of webdataset 1.0
+(it is a separate package that scans the tars the same way and adds a download cache
+we do not need).
+
+An `EpochDataset` is a map-style dataset of one epoch's draws: draw `i` is sample
+`indices[i]` with label `labels[i]`, cropped with the run's train crop whose parameters
+are a pure function of (seed, epoch, i), or shown whole and resized (`crop=None`, for
+feature extraction). `epoch_loader` splits the draws between ranks in contiguous
+stretches and batches them; the DataLoader hands whole batches to its workers in turn,
+so the batches and their order do not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sslx.datagen.shards import read_manifest
+from sslx.errors import InputError
+from sslx.train.crops import CropConfig, full_frames, render_crop, sample_crops
+from sslx.train.data import init_loader_worker, steps_per_epoch
+
+
+class ShardIndex:
+    """Where every sample's JPEG lies: (shard, byte offset, size), by global index."""
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        self.patch_size = int(manifest["config"]["size"])
+        self.num_samples = int(manifest["num_samples"])
+        self.paths = [str(folder / s["name"]) for s in manifest["shards"]]
+        self.shard = np.full(self.num_samples, -1, dtype=np.int32)
+        self.offset = np.zeros(self.num_samples, dtype=np.int64)
+        self.size = np.zeros(self.num_samples, dtype=np.int64)
+        for j, path in enumerate(self.paths):
+            self._scan(j, path)
+        missing = np.flatnonzero(self.shard < 0)
+        if len(missing):
+            raise InputError(
+                f"{len(missing)} sample(s) listed in {folder / 'manifest.json'} have no .jpg "
+                f"in the shards, e.g. sample {missing[0]:09d}"
+            )
+        self._files: dict[int, int] = {}
+
+    def _scan(self, shard: int, path: str) -> None:
+        try:
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    key, _, ext = member.name.partition(".")
+                    if ext == "jpg" and key.isdigit() and int(key) < self.num_samples:
+                        i = int(key)
+                        self.shard[i], self.offset[i], self.size[i] = (
+                            shard,
+                            member.offset_data,
+                            member.size,
+                        )
+        except (OSError, tarfile.TarError) as e:
+            raise InputError(f"{path} is not a readable shard: {e}") from None
+
+    def read(self, index: int) -> bytes:
+        """The JPEG bytes of sample `index` (opened lazily, one descriptor per process)."""
+        shard = int(self.shard[index])
+        fd = self._files.get(shard)
+        if fd is None:
+            fd = self._files[shard] = os.open(self.paths[shard], os.O_RDONLY)
+        return os.pread(fd, int(self.size[index]), int(self.offset[index]))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_files": {}}  # descriptors do not travel to workers
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_files", {}).values():
+            os.close(fd)
+
+
+class EpochDataset(torch.utils.data.Dataset):
+    """One epoch's draws: draw i -> (image uint8 HWC | None, sample index, label, error)."""
+
+    def __init__(
+        self,
+        shards: ShardIndex,
+        indices: np.ndarray,
+        labels: np.ndarray | None = None,
+        *,
+        input_size: int,
+        crop: CropConfig | None,
+        seed: int = 0,
+        epoch: int = 0,
+    ) -> None:
+        self.shards = shards
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = np.zeros_like(self.indices) if labels is None else np.asarray(labels)
+        self.input_size = input_size
+        self.crop = crop
+        self.seed, self.epoch = seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray | None, int, int, str | None]:
+        index, side = int(self.indices[i]), self.shards.patch_size
+        if self.crop is None:
+            box = full_frames(1, side, side)
+        else:  # keyed by the draw, so a sample drawn twice gets two different crops
+            box = sample_crops(self.seed, self.epoch, np.array([i]), side, side, self.crop)
+        try:
+            jpeg = self.shards.read(index)
+        except OSError as e:
+            return None, index, int(self.labels[i]), f"sample {index:09d}: {e}"
+        image = render_crop(
+            jpeg, int(box.x0[0]), int(box.y0[0]), int(box.w[0]), int(box.h[0]),
+            bool(box.flip[0]), self.input_size, side, side,
+        )  # fmt: skip
+        error = None if image is not None else f"sample {index:09d} is not a decodable JPEG"
+        return image, index, int(self.labels[i]), error
+
+
+def collate_draws(items: list[tuple]) -> dict:
+    """The loop's batch dict, plus "label"; unreadable draws are counted, not batched."""
+    good = [it for it in items if it[0] is not None]
+    images = np.stack([it[0] for it in good]) if good else np.zeros((0, 0, 0, 3), np.uint8)
+    return {
+        "image": torch.from_numpy(images),
+        "index": torch.tensor([it[1] for it in good], dtype=torch.int64),
+        "label": torch.tensor([it[2] for it in good], dtype=torch.int64),
+        "bad": len(items) - len(good),
+        "errors": [it[3] for it in items if it[3] is not None],
+    }
+
+
+def rank_batches(
+    length: int, batch_size: int, rank: int, world_size: int, start_step: int = 0
+) -> list[list[int]]:
+    """This rank's batches of draw positions: a contiguous stretch, minus `start_step`."""
+    steps = steps_per_epoch(length, world_size, batch_size)
+    start = rank * length // world_size
+    return [
+        list(range(start + s * batch_size, start + (s + 1) * batch_size))
+        for s in range(start_step, steps)
+    ]
+
+
+def epoch_loader(
+    dataset: EpochDataset,
+    batches: list[list[int]],
+    workers: int,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        collate_fn=collate_draws,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=init_loader_worker,
+        prefetch_factor=4 if workers > 0 else None,
+    )
