@@ -107,6 +107,7 @@ class Method(nn.Module):
             weight_decay=optim.weight_decay,
             nesterov=optim.nesterov and optim.momentum > 0,
         )
+
     def check_data(self, num_samples: int) -> None:
         """Raise InputError if the method cannot train on a dataset of this size."""
 
