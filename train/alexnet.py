@@ -141,6 +141,22 @@ class AlexNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def freeze(self, layers: tuple[str, ...]) -> None:
+        """Fix conv `layers`: no gradients, and BatchNorm keeps its statistics in training."""
+        unknown = [n for n in layers if n not in CONV_LAYERS]
+        if unknown:
+            raise InputError(f"unknown layer(s) {unknown}; the taps are {', '.join(CONV_LAYERS)}")
+        self.frozen = tuple(layers)
+        for name in self.frozen:
+            self.convs[name].requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> AlexNet:
+        super().train(mode)
+        for name in getattr(self, "frozen", ()):
+            self.convs[name].eval()
+        return self
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 or [0, 1] RGB (N, 3, H, W) -> normalised input (Sobel-filtered if enabled)."""
         x = images.float() / 255.0 if images.dtype == torch.uint8 else images

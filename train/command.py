@@ -9,7 +9,7 @@ import click
 from click.core import ParameterSource
 
 from sslx.errors import InputError
-from sslx.train.alexnet import ModelConfig
+from sslx.train.alexnet import CONV_LAYERS, ModelConfig
 from sslx.train.config import OptimConfig, RunOptions, TrainConfig
 from sslx.train.crops import CropConfig
 from sslx.train.methods import METHODS
@@ -139,6 +139,18 @@ def _method_options(command):
     "--seed", type=int, default=0, help="Seed of the init, data order, crops and dropout."
 )
 @click.option(
+    "--init",
+    "init",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint whose conv layers start this run: those in --freeze, or all five.",
+)
+@click.option(
+    "--freeze",
+    default="",
+    help="Comma-separated conv layers kept fixed, e.g. conv1,conv2 (the paper's Table 4).",
+)
+@click.option(
     "--shuffle-buffer", type=int, default=5000, help="Samples in each worker's shuffle buffer."
 )
 @click.option(
@@ -173,7 +185,8 @@ def _method_options(command):
 @_method_options
 @click.pass_context
 def train(ctx: click.Context, **flags) -> None:
-    """Pretrain AlexNet on patch shards with a self-supervised method."""
+    """Pretrain AlexNet on patch shards with a self-supervised method (or, with --method
+    supervised, train it with labels for the reference row)."""
     from sslx.train.loop import prepare_run_dir
     from sslx.train.loop import train as run_training
 
@@ -216,16 +229,18 @@ def train(ctx: click.Context, **flags) -> None:
 def config_from_flags(flags: dict) -> TrainConfig:
     if flags["method"] is None:
         raise InputError("--method is required for a new run")
-    if flags["shards"] is None:
-        raise InputError("--shards is required for a new run")
     method = METHODS[flags["method"]]
+    if flags["shards"] is None and method.needs_shards:
+        raise InputError("--shards is required for a new run")
+    if flags["shards"] is not None and not method.needs_shards:
+        raise InputError(f"--method {method.name} reads --data-dir, not --shards")
     d = method.defaults
 
     def pick(key, default):
         return default if flags[key] is None else flags[key]
 
     return TrainConfig(
-        shards=str(flags["shards"]),
+        shards="" if flags["shards"] is None else str(flags["shards"]),
         method=method.name,
         model=ModelConfig(
             input_size=flags["size"],
@@ -255,7 +270,18 @@ def config_from_flags(flags: dict) -> TrainConfig:
         seed=flags["seed"],
         shuffle_buffer=max(1, flags["shuffle_buffer"]),
         max_bad_fraction=flags["max_bad_fraction"],
+        init=None if flags["init"] is None else str(flags["init"]),
+        freeze=_layers(flags["freeze"]),
     )
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CONV_LAYERS]
+    if unknown:
+        raise InputError(f"--freeze: unknown layer(s) {', '.join(unknown)}; the conv layers are "
+                         f"{', '.join(CONV_LAYERS)}")  # fmt: skip
+    return tuple(n for n in CONV_LAYERS if n in names)
 
 
 def _resumed_config(ctx: click.Context, stored: TrainConfig, flags: dict) -> TrainConfig:

@@ -46,10 +46,13 @@ class TrainConfig:
     seed: int = 0
     shuffle_buffer: int = 5000
     max_bad_fraction: float = 0.001
+    init: str | None = None  # checkpoint whose conv layers start this run (Table 4)
+    freeze: tuple[str, ...] = ()  # conv layers kept fixed (weights and BN statistics)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["optim"]["lr_milestones"] = list(self.optim.lr_milestones)
+        data["freeze"] = list(self.freeze)
         return data
 
     @classmethod
@@ -61,6 +64,7 @@ class TrainConfig:
             optim["lr_milestones"] = tuple(optim["lr_milestones"])
             data["optim"] = OptimConfig(**optim)
             data["crop"] = CropConfig(**data["crop"])
+            data["freeze"] = tuple(data.get("freeze", ()))
             names = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in names})
         except (KeyError, TypeError) as e:

@@ -155,3 +155,18 @@ def render_crop(
         window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     )
     return out[:, ::-1, ::-1] if flip else out[:, :, ::-1]  # BGR -> RGB (and mirror)
+
+
+def crop_image(
+    rgb: np.ndarray, x0: int, y0: int, w: int, h: int, flip: bool, size: int
+) -> np.ndarray:
+    """Crop an RGB uint8 HWC array, resize to size x size, flip; for already-decoded data
+    such as the labelled datasets of `--method supervised`."""
+    window = rgb[y0 : y0 + h, x0 : x0 + w]
+    shrink = window.shape[0] > size or window.shape[1] > size
+    out = cv2.resize(
+        np.ascontiguousarray(window),
+        (size, size),
+        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+    )
+    return np.ascontiguousarray(out[:, ::-1]) if flip else out

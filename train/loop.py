@@ -24,8 +24,14 @@ from tqdm import tqdm
 
 from sslx.errors import InputError
 from sslx.train import distributed
-from sslx.train.alexnet import AlexNet
-from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint, load_checkpoint, save_atomic
+from sslx.train.alexnet import CONV_LAYERS, AlexNet
+from sslx.train.checkpoint import (
+    CHECKPOINT_NAME,
+    build_checkpoint,
+    load_backbone,
+    load_checkpoint,
+    save_atomic,
+)
 from sslx.train.config import RunOptions, TrainConfig, read_config, write_config
 from sslx.train.data import ShardStream, init_loader_worker, steps_per_epoch
 from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
@@ -67,12 +73,39 @@ def prepare_run_dir(out: Path, resume: bool, config: TrainConfig | None = None) 
     return config
 
 
-def build_method(config: TrainConfig) -> Method:
-    """Backbone + heads, initialised from the run seed (identical on every rank)."""
+def build_method(config: TrainConfig, from_init: bool = True) -> Method:
+    """Backbone + heads, initialised from the run seed (identical on every rank); then
+    `--init` layers copied in (new runs only: a resume restores its own weights) and
+    `--freeze` layers fixed."""
     if config.method not in METHODS:
         raise InputError(f"unknown method {config.method!r} (known: {', '.join(METHODS)})")
     torch.manual_seed(config.seed)
-    return METHODS[config.method](AlexNet(config.model), config.method_options)
+    backbone = AlexNet(config.model)
+    if config.init and from_init:
+        copy_layers(config.init, backbone, config.freeze or CONV_LAYERS)
+    backbone.freeze(config.freeze)
+    return METHODS[config.method](backbone, config.method_options)
+
+
+def copy_layers(path: str, backbone: AlexNet, layers: tuple[str, ...]) -> None:
+    """Copy conv `layers` (weights and BatchNorm statistics) from a checkpoint's backbone."""
+    source, _ = load_backbone(path)
+    if source.config.resolved() != backbone.config.resolved():
+        raise InputError(
+            f"--init {path} is a {_model_text(source.config)} network, this run a "
+            f"{_model_text(backbone.config)} one; match --size/--sobel/--conv1-stride/"
+            "--classifier-width to it"
+        )
+    for name in layers:
+        backbone.convs[name].load_state_dict(source.convs[name].state_dict())
+
+
+def _model_text(model) -> str:
+    m = model.resolved()
+    return (
+        f"{m.input_size} px, sobel {m.sobel}, conv1 stride {m.conv1_stride}, "
+        f"fc {m.classifier_width}"
+    )
 
 
 def build_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimizer:
@@ -178,7 +211,8 @@ class Run:
 
 def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     payload = load_checkpoint(out / CHECKPOINT_NAME) if resume else None
-    data = ShardStream(
+    method = build_method(config, from_init=payload is None).to(device)
+    data = method.make_data() or ShardStream(
         config.shards,
         batch_size=config.optim.batch_size,
         input_size=config.model.input_size,
@@ -188,7 +222,6 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         rank=dist.rank,
         world_size=dist.world_size,
     )
-    method = build_method(config).to(device)
     method.check_data(data.num_samples)
     optimizer = build_optimizer(method, config)
     workers = options.workers
@@ -383,9 +416,10 @@ def _wrap(method, device, dist, options):
 
 def _restore(run: Run, payload: dict) -> None:
     if payload["data"].get("fingerprint") != run.data.fingerprint:
+        where = run.config.shards or run.config.method_options.get("data_dir")
         raise InputError(
-            f"{run.config.shards} is not the dataset this run was trained on "
-            "(its generate config or sources differ)"
+            f"{where} is not the dataset this run was trained on "
+            "(its config, sources, files or labels differ)"
         )
     backbone = {f"backbone.{k}": v for k, v in payload["backbone"].items()}
     try:

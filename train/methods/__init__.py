@@ -1,6 +1,6 @@
 """Pretraining methods, registered by name in `METHODS`."""
 
-from sslx.train.methods import bigan, deepcluster, rotnet  # noqa: F401  (register themselves)
+from sslx.train.methods import bigan, deepcluster, rotnet, supervised  # noqa: F401  (register)
 from sslx.train.methods.base import (
     METHODS,
     EpochContext,

@@ -12,7 +12,9 @@ A method owns its heads and its loss. The training loop only ever calls:
 - `method.epoch_data(ctx)`: None to stream the shards as they are (RotNet), or the
   epoch's own draws as an `EpochDataset` (DeepCluster's samples, uniform over clusters,
   with their pseudo-labels);
-- `method.check_data(num_samples)`: refuse a dataset before the run folder is written.
+- `method.check_data(num_samples)`: refuse a dataset before the run folder is written;
+- `method.make_data()`: a method that reads no shards (`needs_shards = False`, the
+  supervised reference) gives its own dataset here.
 
 Optimiser and schedule defaults come from each method's paper (`OptimDefaults`); every
 one of them can be overridden from the command line.
@@ -86,6 +88,7 @@ class Method(nn.Module):
     name: ClassVar[str]
     defaults: ClassVar[OptimDefaults]
     options: ClassVar[dict[str, MethodOption]] = {}
+    needs_shards: ClassVar[bool] = True
 
     def __init__(self, backbone: AlexNet, options: dict[str, Any]) -> None:
         super().__init__()
@@ -107,6 +110,11 @@ class Method(nn.Module):
             weight_decay=optim.weight_decay,
             nesterov=optim.nesterov and optim.momentum > 0,
         )
+
+    def make_data(self) -> Any | None:
+        """The training data of a method that reads no shards: an object with `num_samples`
+        and `fingerprint`, whose epochs come from `epoch_data`."""
+        return None
 
     def check_data(self, num_samples: int) -> None:
         """Raise InputError if the method cannot train on a dataset of this size."""
