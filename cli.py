@@ -16,7 +16,11 @@ from sslx.errors import InputError
 class LazyGroup(click.Group):
     """Subcommands imported on first use, so `sslx generate` does not pay for torch."""
 
-    lazy: ClassVar[dict[str, str]] = {"train": "sslx.train.command:train"}
+    lazy: ClassVar[dict[str, str]] = {
+        "train": "sslx.train.command:train",
+        "probe": "sslx.probe.command:probe",
+        "viz": "sslx.probe.viz:viz",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])

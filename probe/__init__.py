@@ -1,0 +1,9 @@
+"""Stage 3: linear probes on the conv taps of frozen networks (`sslx probe`, `sslx viz`).
+
+- `data`: ImageFolder trees and CIFAR-10/100 files, held-out validation splits, transforms.
+- `heads`: per-tap max-pooling to ~9-10k dimensions and the BatchNorm + linear probes.
+- `features`: the frozen trunk, streamed per batch or extracted once into a float16 cache.
+- `run`: joint training of all probes on the sum of their losses, evaluation, resume.
+- `report`: markdown / JSON / CSV tables and the accuracy-per-layer plot.
+- `viz`: conv1 filters as an image grid.
+"""

@@ -1,0 +1,170 @@
+"""Pooled conv features of a frozen network: streamed per batch, or extracted once and cached.
+
+Both paths yield the same thing, `(features, labels)` with features a dict layer -> N x D,
+and both walk the training set in the same seeded batches (`epoch_batches`), so the probes
+cannot tell them apart except through augmentation and float16 rounding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from sslx.probe.heads import TapPooling, probe_dims
+from sslx.train.alexnet import AlexNet
+
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+
+
+class FrozenTrunk(nn.Module):
+    """The network in eval mode without gradients, plus the per-tap pooling."""
+
+    def __init__(self, model: AlexNet, layers) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.layers = tuple(layers)
+        self.pooling = TapPooling(model.config, self.layers)
+        self.dims = probe_dims(model.config, self.layers)
+
+    def train(self, mode: bool = True) -> FrozenTrunk:
+        return super().train(False)  # BatchNorm statistics stay frozen whatever the caller does
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if images.dim() == 5:  # N x crops x 3 x S x S -> (N * crops) x 3 x S x S
+            images = images.flatten(0, 1)
+        return self.pooling(self.model.taps(images, self.layers))
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """A seeded shuffle of range(n) cut into batches; a last batch of one is dropped
+    (BatchNorm cannot train on a single sample)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    return [b for b in batches if len(b) > 1]
+
+
+def in_order(n: int, batch_size: int) -> list[list[int]]:
+    return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+
+
+def stream_batches(
+    trunk: FrozenTrunk,
+    dataset: Dataset,
+    batches: list[list[int]],
+    workers: int,
+    device: torch.device,
+) -> Iterator[Batch]:
+    """Decode, transform and run the trunk batch by batch."""
+    loader = DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, persistent_workers=False
+    )
+    for images, labels in loader:
+        yield trunk(images.to(device, non_blocking=True)), labels.to(device)
+
+
+@dataclass
+class FeatureCache:
+    """Pooled features of a whole dataset in float16: rows i*crops .. i*crops+crops-1 are
+    sample i's crops. Held in memory, or in memory-mapped files under a cache folder."""
+
+    features: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    crops: int = 1
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, batches: list[list[int]], device: torch.device) -> Iterator[Batch]:
+        offsets = torch.arange(self.crops)
+        for batch in batches:
+            index = torch.as_tensor(batch)
+            rows = (index[:, None] * self.crops + offsets).flatten()
+            # One gather per layer, then float32 on the device (BatchNorm wants float32).
+            features = {
+                n: f.index_select(0, rows).to(device, torch.float32)
+                for n, f in self.features.items()
+            }
+            yield features, self.labels[index].to(device)
+
+
+def _memmap(path: Path, rows: int, dim: int, mode: str) -> np.memmap:
+    return np.memmap(path, dtype=np.float16, mode=mode, shape=(rows, dim))
+
+
+def _open_cache(cache_dir: Path, name: str, key: dict) -> FeatureCache | None:
+    """A complete cache written earlier for the same network and data, or None."""
+    marker = cache_dir / f"{name}.json"
+    if not marker.is_file() or json.loads(marker.read_text()) != key:
+        return None
+    rows = key["n"] * key["crops"]
+    features = {
+        layer: torch.from_numpy(_memmap(cache_dir / f"{name}-{layer}.f16", rows, dim, "r+"))
+        for layer, dim in key["dims"].items()
+    }
+    labels = torch.load(cache_dir / f"{name}-labels.pt", weights_only=True)
+    return FeatureCache(features, labels, key["crops"])
+
+
+def extract_features(
+    trunk: FrozenTrunk,
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    crops: int = 1,
+    cache_dir: Path | None = None,
+    name: str = "features",
+    fingerprint: str = "",
+    progress: bool = True,
+) -> FeatureCache:
+    """Run the trunk once over `dataset` (no augmentation: its transform is the eval one).
+
+    With `cache_dir` the features go to memory-mapped float16 files there, and a marker
+    written last makes a rerun with the same `fingerprint` reuse them instead."""
+    n = len(dataset)
+    key = {"n": n, "crops": crops, "dims": dict(trunk.dims), "fingerprint": fingerprint}
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cached = _open_cache(cache_dir, name, key)
+        if cached is not None:
+            return cached
+        (cache_dir / f"{name}.json").unlink(missing_ok=True)
+    maps = {
+        layer: _memmap(cache_dir / f"{name}-{layer}.f16", n * crops, dim, "w+")
+        for layer, dim in trunk.dims.items()
+        if cache_dir is not None
+    }
+    features = {
+        layer: torch.from_numpy(maps[layer])
+        if maps
+        else torch.empty((n * crops, dim), dtype=torch.float16)
+        for layer, dim in trunk.dims.items()
+    }
+    labels = torch.empty(n, dtype=torch.long)
+    row = 0
+    batches = in_order(n, batch_size)
+    stream = stream_batches(trunk, dataset, batches, workers, device)
+    bar = tqdm(stream, total=len(batches), desc=f"extract {name}", disable=not progress)
+    for batch, (pooled, batch_labels) in zip(batches, bar, strict=True):
+        labels[batch[0] : batch[-1] + 1] = batch_labels.cpu()
+        rows = len(batch) * crops
+        for layer, f in pooled.items():
+            features[layer][row : row + rows] = f.to("cpu", torch.float16)
+        row += rows
+    if cache_dir is not None:
+        for m in maps.values():
+            m.flush()  # on disk before the marker that says the cache is complete
+        torch.save(labels, cache_dir / f"{name}-labels.pt")
+        (cache_dir / f"{name}.json").write_text(json.dumps(key))
+    return FeatureCache(features, labels, crops)

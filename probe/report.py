@@ -1,0 +1,87 @@
+"""Probe results people can read: markdown tables, JSON, CSV and the accuracy-per-layer plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from sslx.probe.run import ProbeResult
+
+
+def markdown_table(results: list[ProbeResult], metric: str = "top1") -> str:
+    """One row per network, one column per layer, accuracy in percent."""
+    layers = list(results[0].dims)
+    lines = [
+        f"| {metric} (%) | " + " | ".join(layers) + " |",
+        "| --- | " + " | ".join("---:" for _ in layers) + " |",
+    ]
+    for r in results:
+        values = getattr(r, metric)
+        cells = " | ".join(f"{100 * values[n]:.1f}" if n in values else "" for n in layers)
+        lines.append(f"| {r.name} | {cells} |")
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write to a hidden temporary file, then rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def dims_line(name: str, input_size: int, dims: dict[str, int]) -> str:
+    text = ", ".join(f"{n} {d}" for n, d in dims.items())
+    return f"{name} ({input_size} px) probe dims: {text}"
+
+
+def write_json(results: list[ProbeResult], meta: dict, path: Path) -> None:
+    payload = {**meta, "results": [r.to_dict() for r in results]}
+    write_atomic(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_csv(results: list[ProbeResult], path: Path) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["name", "input_size", "layer", "dim", "top1", "top5"])
+    for r in results:
+        for n, dim in r.dims.items():
+            writer.writerow([r.name, r.input_size, n, dim, f"{r.top1[n]:.4f}", f"{r.top5[n]:.4f}"])
+    write_atomic(path, text.getvalue())
+
+
+def plot_accuracy(results: list[ProbeResult], path: Path, title: str = "") -> None:
+    """Top-1 accuracy per layer, one line per network (the paper's Figure 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for r in results:
+        layers = list(r.dims)
+        ax.plot(layers, [100 * r.top1[n] for n in layers], marker="o", label=r.name)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    plt.close(fig)
+    write_atomic(path, png.getvalue())
+
+
+def write_report(results: list[ProbeResult], meta: dict, out: Path) -> str:
+    """Write results.{md,json,csv} and accuracy.png into `out`; return the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    dims = "\n".join(f"- {dims_line(r.name, r.input_size, r.dims)}" for r in results)
+    text = "\n\n".join([markdown_table(results, "top1"), markdown_table(results, "top5"), dims])
+    write_atomic(out / "results.md", text + "\n")
+    write_json(results, meta, out / "results.json")
+    write_csv(results, out / "results.csv")
+    plot_accuracy(results, out / "accuracy.png", title=meta.get("title", ""))
+    return text

@@ -1,0 +1,288 @@
+"""The probe protocol: linear probes on every tap of a frozen network, trained jointly.
+
+All probes see the same batches and train on the sum of their cross-entropy losses with
+one SGD optimiser (momentum 0.9, weight decay 1e-5, batch 192, 36 epochs, lr 0.01 ÷10 at
+epochs 10, 20 and 30), as in the paper's released code. Features come either streamed
+(augmented with RandomResizedCrop + flip) or from a float16 cache extracted once without
+augmentation (`cache_features`). The probes are saved after every epoch, so a rerun of an
+interrupted probe continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sslx.errors import InputError
+from sslx.probe.data import ProbeData, Transformed, eval_transform, train_transform
+from sslx.probe.features import (
+    Batch,
+    FrozenTrunk,
+    epoch_batches,
+    extract_features,
+    in_order,
+    stream_batches,
+)
+from sslx.probe.heads import LinearProbes
+from sslx.train.alexnet import CONV_LAYERS, AlexNet
+from sslx.train.checkpoint import save_atomic
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything that decides a probe's result (`epochs` may grow on a rerun)."""
+
+    layers: tuple[str, ...] = CONV_LAYERS
+    epochs: int = 36
+    batch_size: int = 192
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    lr_milestones: tuple[int, ...] = (10, 20, 30)
+    lr_gamma: float = 0.1
+    augment: bool = True  # streaming path only; the cache is never augmented
+    crop_scale_min: float = 0.08
+    crop_ratio: float = 0.875
+    ten_crop: bool = False
+    cache_features: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2 or self.epochs < 1:
+            raise InputError("--batch-size must be >= 2 and --epochs >= 1")
+        if self.lr <= 0:
+            raise InputError(f"--lr must be > 0 (got {self.lr})")
+        if not 0 < self.crop_ratio <= 1:
+            raise InputError(f"--crop-ratio must be in (0, 1] (got {self.crop_ratio})")
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How a probe runs; none of these change its result."""
+
+    workers: int = 1
+    device: str = "cpu"
+    cache_dir: Path | None = None  # None: the feature cache lives in memory
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Network:
+    """A frozen network to probe, and where it came from (part of the resume fingerprint)."""
+
+    name: str
+    model: AlexNet
+    source: dict
+
+
+@dataclass
+class ProbeResult:
+    name: str
+    input_size: int
+    dims: dict[str, int]
+    top1: dict[str, float]
+    top5: dict[str, float]
+    train_loss: dict[str, list[float]]  # mean loss of each probe, per epoch
+    seconds: dict[str, float] = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_optimizer(probes: LinearProbes, config: ProbeConfig):
+    optimizer = torch.optim.SGD(
+        probes.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.lr_milestones), gamma=config.lr_gamma
+    )
+    return optimizer, schedule
+
+
+def train_probes(
+    probes: LinearProbes,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    batches_of_epoch: Callable[[int], Iterable[Batch]],
+    epochs: range,
+    history: dict[str, list[float]],
+    on_epoch_end: Callable[[int], None] | None = None,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Joint training on the sum of the probes' losses; appends each probe's mean loss per
+    epoch to `history`. The features carry no gradient, so only the linear layers learn."""
+    bar = tqdm(epochs, desc="probe epochs", disable=not progress)
+    for epoch in bar:
+        probes.train()
+        totals, seen = dict.fromkeys(probes.layers, 0.0), 0
+        for features, labels in batches_of_epoch(epoch):
+            losses = {n: F.cross_entropy(z, labels) for n, z in probes(features).items()}
+            optimizer.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            optimizer.step()
+            for n, loss in losses.items():
+                totals[n] += loss.item() * len(labels)
+            seen += len(labels)
+        schedule.step()
+        for n in probes.layers:
+            history[n].append(totals[n] / max(seen, 1))
+        bar.set_postfix({n: f"{history[n][-1]:.3f}" for n in probes.layers})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    return history
+
+
+@torch.no_grad()
+def evaluate(
+    probes: LinearProbes, batches: Iterable[Batch], crops: int = 1
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Top-1 and top-5 accuracy of each probe; with crops > 1, softmax averaged over crops."""
+    probes.eval()
+    top1 = dict.fromkeys(probes.layers, 0)
+    top5 = dict.fromkeys(probes.layers, 0)
+    total = 0
+    for features, labels in batches:
+        for n, logits in probes(features).items():
+            probs = logits.softmax(1).view(len(labels), crops, -1).mean(1)
+            best = probs.topk(min(5, probs.shape[1]), dim=1).indices
+            top1[n] += (best[:, 0] == labels).sum().item()
+            top5[n] += (best == labels[:, None]).any(1).sum().item()
+        total += len(labels)
+    return (
+        {n: top1[n] / total for n in probes.layers},
+        {n: top5[n] / total for n in probes.layers},
+    )
+
+
+def fingerprint(network: Network, data: ProbeData, config: ProbeConfig) -> str:
+    """What a saved probe state must match to be resumed (all but the epoch count)."""
+    settings = {k: v for k, v in asdict(config).items() if k != "epochs"}
+    record = {"network": network.source, "data": data.info, "config": settings}
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+def load_state(path: Path | None, key: str) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != key:
+        raise InputError(
+            f"{path} is a probe of another network, dataset or setting; "
+            "use another --out, or delete it to start over"
+        )
+    return state
+
+
+def _feature_source(trunk, data, config, options, network, key):
+    """(train batches of an epoch, validation batches, extraction seconds) for either path."""
+    device = torch.device(options.device)
+    size = network.model.config.input_size
+    crops = 10 if config.ten_crop else 1
+    plain = eval_transform(size, config.crop_ratio)
+    val_set = Transformed(data.val, eval_transform(size, config.crop_ratio, config.ten_crop))
+    n_train = len(data.train)
+
+    def order(epoch: int) -> list[list[int]]:
+        return epoch_batches(n_train, config.batch_size, config.seed, epoch)
+
+    if config.cache_features:
+        t0 = time.perf_counter()
+        cache_dir = options.cache_dir / _slug(network.name) if options.cache_dir else None
+        common = dict(batch_size=config.batch_size, workers=options.workers, device=device,
+                      cache_dir=cache_dir, fingerprint=key, progress=options.progress)  # fmt: skip
+        train = extract_features(trunk, Transformed(data.train, plain), name="train", **common)
+        val = extract_features(trunk, val_set, crops=crops, name="val", **common)
+        seconds = time.perf_counter() - t0
+
+        def train_batches(epoch: int) -> Iterable[Batch]:
+            return train.batches(order(epoch), device)
+
+        def val_batches() -> Iterable[Batch]:
+            return val.batches(in_order(len(val), config.batch_size), device)
+
+        return train_batches, val_batches, seconds
+
+    augmented = train_transform(size, config.crop_scale_min) if config.augment else plain
+    train_set = Transformed(data.train, augmented)
+
+    def train_batches(epoch: int) -> Iterable[Batch]:
+        torch.manual_seed(config.seed * 1000 + epoch)  # the same crops on a resumed run
+        stream = stream_batches(trunk, train_set, order(epoch), options.workers, device)
+        return tqdm(stream, total=len(order(epoch)), desc=f"epoch {epoch + 1}",
+                    leave=False, disable=not options.progress)  # fmt: skip
+
+    def val_batches() -> Iterable[Batch]:
+        order = in_order(len(val_set), config.batch_size)
+        return stream_batches(trunk, val_set, order, options.workers, device)
+
+    return train_batches, val_batches, 0.0
+
+
+def probe_network(
+    network: Network,
+    data: ProbeData,
+    config: ProbeConfig,
+    options: ProbeOptions = ProbeOptions(),  # frozen, so one shared default is safe
+    state_path: Path | None = None,
+) -> ProbeResult:
+    """Train and evaluate linear probes on `config.layers` of a frozen network.
+
+    With `state_path` the probes are saved there after every epoch and the result at the
+    end; a rerun continues from the last saved epoch (or returns the stored result)."""
+    key = fingerprint(network, data, config)
+    state = load_state(state_path, key)
+    if state is not None and state["epoch"] > config.epochs:
+        raise InputError(f"{state_path} already has {state['epoch']} epochs; --epochs is lower")
+    if state is not None and state["epoch"] == config.epochs and state["result"] is not None:
+        return ProbeResult(**state["result"])
+
+    device = torch.device(options.device)
+    trunk = FrozenTrunk(network.model, config.layers).to(device)
+    train_batches, val_batches, extract_s = _feature_source(
+        trunk, data, config, options, network, key
+    )
+    torch.manual_seed(config.seed)
+    probes = LinearProbes(trunk.dims, len(data.classes)).to(device)
+    optimizer, schedule = make_optimizer(probes, config)
+    history: dict[str, list[float]] = {n: [] for n in probes.layers}
+    start = 0
+    if state is not None:
+        probes.load_state_dict(state["probes"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        history, start = state["history"], state["epoch"]
+
+    def save(epoch: int, result: ProbeResult | None = None) -> None:
+        if state_path is not None:
+            save_atomic(
+                {"fingerprint": key, "epoch": epoch + 1, "probes": probes.state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
+                 "history": history, "result": result and result.to_dict()},
+                state_path,
+            )  # fmt: skip
+
+    t1 = time.perf_counter()
+    train_probes(probes, optimizer, schedule, train_batches, range(start, config.epochs),
+                 history, save, options.progress)  # fmt: skip
+    t2 = time.perf_counter()
+    top1, top5 = evaluate(probes, val_batches(), 10 if config.ten_crop else 1)
+    seconds = {"extract": extract_s, "train": t2 - t1, "evaluate": time.perf_counter() - t2}
+    result = ProbeResult(network.name, network.model.config.input_size, dict(trunk.dims),
+                         top1, top5, history, seconds, network.source)  # fmt: skip
+    save(config.epochs - 1, result)
+    return result
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "net"

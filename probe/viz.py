@@ -1,0 +1,69 @@
+"""`sslx viz filters`: a network's conv1 filters as an image grid (the paper's Figure 3).
+
+RGB networks show each 3 x 11 x 11 filter as a colour tile. Sobel networks see only
+grey-level gradients, so their 2-channel filters are shown as the single grey-level
+filter they amount to: conv1 composed with the Sobel x / y kernels (13 x 13).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid, save_image
+
+from sslx.train.alexnet import AlexNet
+
+
+def sobel_equivalent(weight: torch.Tensor, sobel: torch.Tensor) -> torch.Tensor:
+    """(out, 2, k, k) filters on Sobel x/y -> (out, 1, k+2, k+2) filters on the grey image.
+
+    Cross-correlating with sobel then with weight equals one cross-correlation with their
+    composition; read it off as the flipped response to a single bright pixel."""
+    k = weight.shape[-1]
+    side = 2 * k + 3
+    impulse = torch.zeros(1, 1, side, side)
+    impulse[0, 0, side // 2, side // 2] = 1.0
+    response = F.conv2d(F.conv2d(impulse, sobel, padding=1), weight)  # out x (k+4) x (k+4)
+    return response[:, :, 1 : k + 3, 1 : k + 3].flip(-1, -2).permute(1, 0, 2, 3)
+
+
+def conv1_filters(model: AlexNet) -> torch.Tensor:
+    """conv1 weights as images, (out, channels, k, k), channels 3 (RGB) or 1 (grey)."""
+    weight = model.convs["conv1"][0].weight.detach().float().cpu()
+    if model.config.sobel:
+        return sobel_equivalent(weight, model.sobel_weight.float().cpu())
+    return weight
+
+
+def filter_grid(filters: torch.Tensor, columns: int = 12, zoom: int = 4) -> torch.Tensor:
+    """Each filter min-max scaled on its own, tiled `columns` wide, enlarged `zoom` times."""
+    grid = make_grid(filters, nrow=columns, padding=1, normalize=True, scale_each=True,
+                     pad_value=1.0)  # fmt: skip
+    return F.interpolate(grid[None], scale_factor=zoom, mode="nearest")[0]
+
+
+@click.group()
+def viz() -> None:
+    """Pictures of trained networks."""
+
+
+@viz.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("filters.png"),
+              help="PNG file to write.")  # fmt: skip
+@click.option("--columns", type=int, default=12, help="Filters per row.")
+@click.option("--zoom", type=int, default=4, help="Pixels per filter weight.")
+def filters(checkpoint: Path, out: Path, columns: int, zoom: int) -> None:
+    """Save the conv1 filters of CHECKPOINT as an image grid."""
+    from sslx.probe.command import checkpoint_network
+
+    net = checkpoint_network(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid = filter_grid(conv1_filters(net.model), max(1, columns), max(1, zoom))
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    save_image(grid, tmp)
+    tmp.replace(out)
+    click.echo(f"wrote {out} ({grid.shape[2]}x{grid.shape[1]} px)", err=True)

@@ -1,0 +1,108 @@
+"""`sslx probe` and `sslx viz filters` through the CLI, as a user runs them."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from sslx.cli import main
+
+FAST = ["--epochs", "3", "--batch-size", "16", "--lr", "0.05", "--lr-milestones", "2",
+        "--workers", "0", "--quiet", "--cache-features"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoint(image_folder, tmp_path_factory):
+    """A supervised run on the colour classes: the probe's own reference row."""
+    run = tmp_path_factory.mktemp("sup") / "run"
+    args = ["train", "--method", "supervised", "--dataset", "imagefolder", "--data-dir",
+            str(image_folder), "--out", str(run), "--size", "32", "--classifier-width", "64",
+            "--batch-size", "16", "--epochs", "1", "--workers", "0", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    return run
+
+
+def test_probe_compares_checkpoints_side_by_side(checkpoint, image_folder, tmp_path, capsys):
+    out = tmp_path / "probe"
+    args = ["probe", "--checkpoint", str(checkpoint), "--random-init", "--dataset",
+            "imagefolder", "--data-dir", str(image_folder), "--out", str(out), *FAST]  # fmt: skip
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "| run |" in captured.out and "| random |" in captured.out
+    assert "probe dims: conv1 9600" in captured.err
+    results = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in results["results"]] == ["run", "random"]
+    assert results["results"][1]["input_size"] == 32  # --random-init follows the checkpoint
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 10 and {r["layer"] for r in rows} == {f"conv{i}" for i in range(1, 6)}
+    assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "results.md").read_text().count("| run |") == 2  # top-1 and top-5
+
+
+def test_rerun_of_a_finished_probe_reuses_its_state(image_folder, tmp_path, capsys):
+    args = ["probe", "--random-init", "--size", "32", "--data-dir", str(image_folder),
+            "--out", str(tmp_path), "--layers", "conv1", *FAST]  # fmt: skip
+    assert main(args) == 0
+    first = json.loads((tmp_path / "results.json").read_text())["results"][0]
+    assert main(args) == 0
+    again = json.loads((tmp_path / "results.json").read_text())["results"][0]
+    assert again["top1"] == first["top1"] and again["train_loss"] == first["train_loss"]
+
+
+def test_viz_filters_writes_a_png(checkpoint, tmp_path):
+    out = tmp_path / "filters.png"
+    assert main(["viz", "filters", str(checkpoint), "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def _foreign_checkpoint(path):
+    torch.save({"state_dict": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--random-init", "--data-dir", "{missing}"], "dataset path not found"),
+        (["--random-init", "--data-dir", "{flat}"], "no class folders"),
+        (["--random-init", "--data-dir", "{empty_class}"], "no images in class folder"),
+        (["--checkpoint", "{foreign}", "--data-dir", "{folder}"], "{foreign}"),
+        (["--checkpoint", "{missing}", "--data-dir", "{folder}"], "{missing}"),
+        (["--random-init", "--data-dir", "{folder}", "--layers", "conv6"], "conv6"),
+        (["--data-dir", "{folder}"], "nothing to probe"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(image_folder, tmp_path, capsys, args, message):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"x")
+    (tmp_path / "empty_class" / "cat").mkdir(parents=True)
+    (tmp_path / "empty_class" / "dog").mkdir()
+    names = {
+        "missing": tmp_path / "missing",
+        "flat": tmp_path / "flat",
+        "empty_class": tmp_path / "empty_class",
+        "folder": image_folder,
+        "foreign": _foreign_checkpoint(tmp_path / "foreign.pt"),
+    }
+    args = [a.format(**names) for a in args]
+    assert main(["probe", *args, "--out", str(tmp_path / "out"), *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message.format(**names) in err, err
+
+
+def test_viz_of_a_foreign_checkpoint_is_exit_2(tmp_path, capsys):
+    path = _foreign_checkpoint(tmp_path / "x.pt")
+    assert main(["viz", "filters", str(path), "--out", str(tmp_path / "f.png")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_unknown_architecture_is_exit_2(checkpoint, image_folder, tmp_path, capsys):
+    payload = torch.load(checkpoint / "checkpoint.pt", weights_only=False)
+    payload["model"]["arch"] = "vgg16"
+    torch.save(payload, tmp_path / "vgg.pt")
+    args = ["probe", "--checkpoint", str(tmp_path / "vgg.pt"), "--data-dir", str(image_folder),
+            "--out", str(tmp_path / "out"), *FAST]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown architecture 'vgg16'" in err, err

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from sslx.errors import InputError
+from sslx.probe.heads import LinearProbes, TapPooling, parse_layers, probe_dims
+from sslx.train.alexnet import AlexNet, ModelConfig
+
+PAPER_224 = {"conv1": 9600, "conv2": 9216, "conv3": 9600, "conv4": 9600, "conv5": 9216}
+
+
+def test_pools_at_224_px_are_the_papers():
+    assert probe_dims(ModelConfig(input_size=224)) == PAPER_224
+
+
+@pytest.mark.parametrize(("size", "stride"), [(64, 0), (64, 4), (32, 0), (96, 0), (128, 0)])
+def test_other_sizes_get_similar_dimensions(size, stride):
+    model = ModelConfig(input_size=size, conv1_stride=stride)
+    dims = probe_dims(model)
+    for layer, dim in dims.items():
+        channels = model.resolved().tap_shapes()[layer][0]
+        side = model.resolved().tap_shapes()[layer][1]
+        assert dim <= max(PAPER_224[layer], channels * side * side)  # never more than 9600
+        assert dim >= min(0.25 * PAPER_224[layer], channels * side * side), (layer, dim)
+
+
+@pytest.mark.parametrize("size", [224, 64, 32])
+def test_pooling_output_matches_the_declared_dims(size):
+    model = AlexNet(ModelConfig(input_size=size)).eval()
+    pooling = TapPooling(model.config)
+    with torch.no_grad():
+        pooled = pooling(model.taps(torch.zeros(2, 3, size, size, dtype=torch.uint8)))
+    assert {n: f.shape for n, f in pooled.items()} == {
+        n: (2, d) for n, d in probe_dims(model.config).items()
+    }
+
+
+def test_probes_are_non_affine_batchnorm_then_linear():
+    probes = LinearProbes({"conv1": 12, "conv3": 7}, num_classes=5)
+    out = probes({"conv1": torch.randn(4, 12), "conv3": torch.randn(4, 7)})
+    assert {n: z.shape for n, z in out.items()} == {"conv1": (4, 5), "conv3": (4, 5)}
+    bn = probes.probes["conv1"][0]
+    assert isinstance(bn, torch.nn.BatchNorm1d) and not bn.affine
+
+
+def test_layer_names_are_checked_and_ordered():
+    assert parse_layers("conv3, conv1") == ("conv1", "conv3")
+    with pytest.raises(InputError, match="conv7"):
+        parse_layers("conv1,conv7")
