@@ -201,7 +201,9 @@ def probe(**flags) -> None:
         split_seed=flags["split_seed"],
         download=flags["download"],
     )
-    crop_ratio = flags["crop_ratio"] or (1.0 if flags["dataset"] in CIFAR else 0.875)
+    crop_ratio = flags["crop_ratio"]
+    if crop_ratio is None:
+        crop_ratio = 1.0 if flags["dataset"] in CIFAR else 0.875
     config = ProbeConfig(
         layers=layers,
         epochs=flags["epochs"],

@@ -175,7 +175,11 @@ def fingerprint(network: Network, data: ProbeData, config: ProbeConfig) -> str:
 def load_state(path: Path | None, key: str) -> dict | None:
     if path is None or not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file raises many types
+        raise InputError(f"{path} is not a readable probe state ({type(e).__name__}); "
+                         "delete it to start that probe over") from None  # fmt: skip
     if state.get("fingerprint") != key:
         raise InputError(
             f"{path} is a probe of another network, dataset or setting; "

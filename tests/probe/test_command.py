@@ -106,3 +106,16 @@ def test_unknown_architecture_is_exit_2(checkpoint, image_folder, tmp_path, caps
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown architecture 'vgg16'" in err, err
+
+
+def test_damaged_probe_state_and_zero_crop_ratio_are_exit_2(image_folder, tmp_path, capsys):
+    args = ["probe", "--random-init", "--size", "32", "--data-dir", str(image_folder),
+            "--out", str(tmp_path), "--layers", "conv1", *FAST]  # fmt: skip
+    assert main([*args, "--crop-ratio", "0"]) == 2
+    assert "--crop-ratio" in capsys.readouterr().err
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "random.pt").write_bytes(b"not a torch file")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()  # after the data and dims lines: one error line
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("sslx: error:"), err
+    assert "not a readable probe state" in err.splitlines()[-1], err
