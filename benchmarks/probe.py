@@ -29,9 +29,9 @@ import torch
 from torch.utils.data import Subset
 
 from sslx.probe.command import random_network
-from sslx.probe.data import ProbeData, load_probe_data
 from sslx.probe.report import markdown_table
 from sslx.probe.run import ProbeConfig, ProbeOptions, probe_network
+from sslx.train.labelled import LabelledSplit, load_labelled
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -64,7 +64,7 @@ def ensure_data(path: Path) -> Path:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    data = load_probe_data("cifar10", ensure_data(args.data), val_fraction=0.1, split_seed=0)
+    data = load_labelled("cifar10", ensure_data(args.data), val_fraction=0.1, split_seed=0)
     net = random_network(args.size, False, args.conv1_stride, 0)
     options = ProbeOptions(workers=args.workers, progress=False)
     print(f"# sslx probe benchmark, {date.today()}, {platform.machine()}, "
@@ -85,7 +85,7 @@ def main() -> None:
     print(markdown_table([result], "top1") + "\n")
 
     n = min(args.subset, len(data.train))
-    small = ProbeData(Subset(data.train, range(n)), Subset(data.val, range(200)), data.classes,
+    small = LabelledSplit(Subset(data.train, range(n)), Subset(data.val, range(200)), data.classes,
                       {**data.info, "subset": n})  # fmt: skip
     one = {"epochs": 1, "crop_ratio": 1.0}
     t0 = time.perf_counter()

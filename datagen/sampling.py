@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sslx.datagen.config import GenerateConfig
+from sslx.seeds import patch_uniforms
 
 MAX_CROP_TRIES = 10  # as torchvision's RandomResizedCrop
 _U_AREA, _U_ASPECT = 0, MAX_CROP_TRIES
@@ -45,7 +46,7 @@ class PatchParams:
     h: float
     area_fraction: float
     aspect_ratio: float  # h / w
-    crop_fallback: bool  # all MAX_CROP_TRIES draws failed to fit; see `_sample_crop`
+    crop_fallback: bool  # all MAX_CROP_TRIES draws failed to fit; see `random_resized_crop`
     rotation_degrees: float
     flip: bool
     brightness: float
@@ -59,8 +60,7 @@ class PatchParams:
 
 def uniforms(seed: int, index: int) -> np.ndarray:
     """The NUM_UNIFORMS uniforms in [0, 1) that decide sample `index`."""
-    rng = np.random.default_rng(np.random.SeedSequence((seed, index)))
-    return rng.random(NUM_UNIFORMS)
+    return patch_uniforms(seed, index, NUM_UNIFORMS)
 
 
 def source_of(index: int, num_sources: int) -> int:
@@ -78,7 +78,14 @@ def sample_params(
     u = uniforms(seed, index)
 
     if aug.scale:
-        w, h, fallback = _sample_crop(u, height, width, aug.crop_scale_min, aug.aspect_ratio_min)
+        w, h, fallback = random_resized_crop(
+            u[_U_AREA : _U_AREA + MAX_CROP_TRIES],
+            u[_U_ASPECT : _U_ASPECT + MAX_CROP_TRIES],
+            height,
+            width,
+            aug.crop_scale_min,
+            aug.aspect_ratio_min,
+        )
     else:  # a fixed window at native resolution
         w = h = float(config.size)
         fallback = False
@@ -118,19 +125,28 @@ def sample_params(
     )
 
 
-def _sample_crop(
-    u: np.ndarray, height: int, width: int, area_min: float, ratio_min: float
+def random_resized_crop(
+    u_area: Sequence[float],
+    u_aspect: Sequence[float],
+    height: int,
+    width: int,
+    scale_min: float,
+    ratio_min: float,
+    scale_max: float = 1.0,
 ) -> tuple[float, float, bool]:
-    """RandomResizedCrop's rule: area fraction ~ U[β, 1], h/w log-uniform in [γ, 1/γ].
+    """RandomResizedCrop's rule, the one sampler of sslx (patches and train crops).
 
-    Draws that do not fit inside the image are rejected; after MAX_CROP_TRIES rejections
-    the crop is the largest one inside the image with the aspect ratio clamped to
-    [γ, 1/γ] (torchvision falls back the same way).
+    Try t: area fraction ~ U[scale_min, scale_max], aspect ratio h/w log-uniform in
+    [ratio_min, 1/ratio_min] (the interval is symmetric, so h/w and w/h have the same
+    law). Draws that do not fit inside the image are rejected; after
+    len(u_area) rejections the crop is the largest one inside the image with the aspect
+    ratio clamped to [ratio_min, 1/ratio_min], as torchvision falls back.
+    Returns (w, h, fell back) in pixels, unrounded.
     """
     log_lo, log_hi = math.log(ratio_min), -math.log(ratio_min)
-    for t in range(MAX_CROP_TRIES):
-        area = (area_min + (1 - area_min) * u[_U_AREA + t]) * height * width
-        ratio = math.exp(log_lo + (log_hi - log_lo) * u[_U_ASPECT + t])
+    for ua, ur in zip(u_area, u_aspect, strict=True):
+        area = (scale_min + (scale_max - scale_min) * ua) * height * width
+        ratio = math.exp(log_lo + (log_hi - log_lo) * ur)
         w, h = math.sqrt(area / ratio), math.sqrt(area * ratio)
         if w <= width and h <= height:
             return w, h, False

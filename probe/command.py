@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 import torch
 
+from sslx import seeds
 from sslx.errors import InputError
-from sslx.probe.data import CIFAR, DATASETS, load_probe_data
 from sslx.probe.heads import parse_layers
 from sslx.probe.report import dims_line, write_report
 from sslx.probe.run import Network, ProbeConfig, ProbeOptions, ProbeResult, _slug, probe_network
 from sslx.train.alexnet import AlexNet, ModelConfig
 from sslx.train.checkpoint import load_backbone, resolve_path
+from sslx.train.labelled import CIFAR, DATASETS, load_labelled
 
 
 def _milestones(text: str) -> tuple[int, ...]:
@@ -46,7 +47,7 @@ def random_network(size: int, sobel: bool, conv1_stride: int, seed: int) -> Netw
     """The paper's "Random" row: AlexNet with DeepCluster's initialisation and no training
     (its BatchNorm layers keep their initial statistics, mean 0 and variance 1)."""
     config = ModelConfig(input_size=size, sobel=sobel, conv1_stride=conv1_stride).resolved()
-    torch.manual_seed(seed)
+    torch.manual_seed(seeds.int_seed(seed, "init"))  # as a training run's init
     model = AlexNet(config).eval()
     return Network("random", model, {"random_init": config.to_dict(), "init_seed": seed})
 
@@ -193,7 +194,7 @@ def probe(**flags) -> None:
     """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer)."""
     layers = parse_layers(flags["layers"])
     networks = _networks(flags)
-    data = load_probe_data(
+    data = load_labelled(
         flags["dataset"],
         flags["data_dir"],
         val_dir=flags["val_dir"],

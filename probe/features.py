@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from sslx import seeds
 from sslx.probe.heads import TapPooling, probe_dims
 from sslx.train.alexnet import AlexNet
 
@@ -47,7 +48,7 @@ class FrozenTrunk(nn.Module):
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """A seeded shuffle of range(n) cut into batches; a last batch of one is dropped
     (BatchNorm cannot train on a single sample)."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(seeds.int_seed(seed, "probe", epoch, 0))
     order = torch.randperm(n, generator=generator).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     return [b for b in batches if len(b) > 1]

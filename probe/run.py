@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from sslx import seeds
 from sslx.errors import InputError
-from sslx.probe.data import ProbeData, Transformed, eval_transform, train_transform
+from sslx.probe.data import Transformed, eval_transform, train_transform
 from sslx.probe.features import (
     Batch,
     FrozenTrunk,
@@ -33,6 +34,7 @@ from sslx.probe.features import (
 from sslx.probe.heads import LinearProbes
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
 from sslx.train.checkpoint import save_atomic
+from sslx.train.labelled import LabelledSplit
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def evaluate(
     )
 
 
-def fingerprint(network: Network, data: ProbeData, config: ProbeConfig) -> str:
+def fingerprint(network: Network, data: LabelledSplit, config: ProbeConfig) -> str:
     """What a saved probe state must match to be resumed (all but the epoch count)."""
     settings = {k: v for k, v in asdict(config).items() if k != "epochs"}
     record = {"network": network.source, "data": data.info, "config": settings}
@@ -221,7 +223,8 @@ def _feature_source(trunk, data, config, options, network, key):
     train_set = Transformed(data.train, augmented)
 
     def train_batches(epoch: int) -> Iterable[Batch]:
-        torch.manual_seed(config.seed * 1000 + epoch)  # the same crops on a resumed run
+        # The same crops on a resumed run.
+        torch.manual_seed(seeds.int_seed(config.seed, "probe", epoch, 1))
         stream = stream_batches(trunk, train_set, order(epoch), options.workers, device)
         return tqdm(stream, total=len(order(epoch)), desc=f"epoch {epoch + 1}",
                     leave=False, disable=not options.progress)  # fmt: skip
@@ -235,7 +238,7 @@ def _feature_source(trunk, data, config, options, network, key):
 
 def probe_network(
     network: Network,
-    data: ProbeData,
+    data: LabelledSplit,
     config: ProbeConfig,
     options: ProbeOptions = ProbeOptions(),  # frozen, so one shared default is safe
     state_path: Path | None = None,
@@ -256,7 +259,7 @@ def probe_network(
     train_batches, val_batches, extract_s = _feature_source(
         trunk, data, config, options, network, key
     )
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seeds.int_seed(config.seed, "probe"))
     probes = LinearProbes(trunk.dims, len(data.classes)).to(device)
     optimizer, schedule = make_optimizer(probes, config)
     history: dict[str, list[float]] = {n: [] for n in probes.layers}

@@ -1,24 +1,30 @@
-"""Training crops: parameters are a pure function of (seed, epoch, sample index).
+"""The one decode-and-crop path of training: crop parameters, decoding and resizing.
 
-`sample_crops` draws torchvision-style RandomResizedCrop boxes and flips for a batch
-of samples at once from a counter-based hash, so the crops of an epoch do not depend
-on the worker count, the batch layout or a resume. `render_crops` applies them, with
-OpenCV's JPEG decoder and, where the crop is at least 2x larger than the output, a
-reduced-size decode (libjpeg's DCT scaling), which is cheaper than decode + resize.
+Crop parameters are a pure function of (seed, epoch, draw): `sample_crops` takes the
+"crops" stream of `sslx.seeds` and the one RandomResizedCrop sampler of sslx
+(`sslx.datagen.sampling.random_resized_crop`), so the crops of an epoch do not depend
+on the worker count, the batch layout or a resume. `draw_crop` is what every dataset
+calls (the shard stream, the shards' random access, the labelled datasets): it
+decodes an image if it is still encoded, crops and resizes it. JPEGs are decoded with
+OpenCV at a reduced size (libjpeg's DCT scaling) where the crop is at least 2x larger
+than the output, which is cheaper than decode + resize.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
 
+from sslx import seeds
+from sslx.datagen.sampling import MAX_CROP_TRIES, random_resized_crop
 from sslx.errors import InputError
 
-_ATTEMPTS = 10  # as torchvision's RandomResizedCrop
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+# Per draw: MAX_CROP_TRIES area and aspect uniforms, then x, y and flip.
+_U_AREA, _U_ASPECT = 0, MAX_CROP_TRIES
+_U_X, _U_Y, _U_FLIP = 2 * MAX_CROP_TRIES, 2 * MAX_CROP_TRIES + 1, 2 * MAX_CROP_TRIES + 2
+_NUM_UNIFORMS = 2 * MAX_CROP_TRIES + 3
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class CropConfig:
 
 @dataclass(frozen=True)
 class Crops:
-    """Integer boxes (x0, y0, w, h) in source pixels and flips, one row per sample."""
+    """Integer boxes (x0, y0, w, h) in source pixels and flips, one row per draw."""
 
     x0: np.ndarray
     y0: np.ndarray
@@ -56,63 +62,37 @@ class Crops:
     flip: np.ndarray
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
-        return x ^ (x >> np.uint64(31))
-
-
-def uniforms(seed: int, epoch: int, indices: np.ndarray, n: int) -> np.ndarray:
-    """(len(indices), n) uniforms in [0, 1): a pure function of (seed, epoch, index, draw)."""
-    key = _splitmix64(_splitmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF)) ^ np.uint64(epoch))
-    idx = np.asarray(indices, dtype=np.uint64)[:, None]
-    draw = np.arange(n, dtype=np.uint64)[None, :]
-    with np.errstate(over="ignore"):
-        bits = _splitmix64(_splitmix64(key ^ idx) + draw * np.uint64(0xD1B54A32D192ED03))
-    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-
-
 def sample_crops(
-    seed: int, epoch: int, indices: np.ndarray, height: int, width: int, config: CropConfig
+    seed: int, epoch: int, draws, height: int, width: int, config: CropConfig
 ) -> Crops:
-    """RandomResizedCrop boxes as torchvision draws them (10 tries, then a centre crop)."""
-    indices = np.asarray(indices)
-    u = uniforms(seed, epoch, indices, 4 * _ATTEMPTS + 1)
-    area = height * width
-    scale = config.crop_scale_min + u[:, 0:_ATTEMPTS] * (
-        config.crop_scale_max - config.crop_scale_min
-    )
-    log_r = math.log(config.aspect_ratio_min)
-    ratio = np.exp(log_r + u[:, _ATTEMPTS : 2 * _ATTEMPTS] * (-2 * log_r))  # w / h
-    w = np.rint(np.sqrt(scale * area * ratio)).astype(np.int64)
-    h = np.rint(np.sqrt(scale * area / ratio)).astype(np.int64)
-    ok = (w >= 1) & (h >= 1) & (w <= width) & (h <= height)
-    first = np.where(ok.any(1), ok.argmax(1), -1)
-    rows = np.arange(len(indices))
-    pick = np.maximum(first, 0)
-    w, h = w[rows, pick], h[rows, pick]
-    ux, uy = u[rows, 2 * _ATTEMPTS + pick], u[rows, 3 * _ATTEMPTS + pick]
-    x0 = np.floor(ux * (width - w + 1)).astype(np.int64)
-    y0 = np.floor(uy * (height - h + 1)).astype(np.int64)
-    fallback = first < 0  # torchvision's fallback: the central crop at the closest ratio
-    if fallback.any():
-        side = min(height, width)
-        w[fallback], h[fallback] = side, side
-        x0[fallback], y0[fallback] = (width - side) // 2, (height - side) // 2
-    flip = u[:, 4 * _ATTEMPTS] < config.flip_prob
-    return Crops(x0=x0, y0=y0, w=w, h=h, flip=flip)
+    """RandomResizedCrop boxes and flips of `draws` (draw keys) in a height x width image."""
+    u = seeds.uniforms(seed, "crops", epoch, draws, _NUM_UNIFORMS)
+    n = len(u)
+    x0, y0, w, h = (np.empty(n, np.int64) for _ in range(4))
+    for k in range(n):
+        fw, fh, _ = random_resized_crop(
+            u[k, _U_AREA:_U_ASPECT], u[k, _U_ASPECT:_U_X], height, width,
+            config.crop_scale_min, config.aspect_ratio_min, config.crop_scale_max,
+        )  # fmt: skip
+        w[k] = min(max(round(fw), 1), width)
+        h[k] = min(max(round(fh), 1), height)
+        x0[k] = int(u[k, _U_X] * (width - w[k] + 1))
+        y0[k] = int(u[k, _U_Y] * (height - h[k] + 1))
+    return Crops(x0=x0, y0=y0, w=w, h=h, flip=u[:, _U_FLIP] < config.flip_prob)
 
 
-def full_frames(n: int, height: int, width: int) -> Crops:
-    """The evaluation "crop": the whole patch, resized, no flip."""
-    zeros = np.zeros(n, dtype=np.int64)
+def centre_crops(n: int, height: int, width: int, ratio: float = 1.0) -> Crops:
+    """The evaluation "crop": the whole image (ratio 1), or the centred square of side
+    ratio x the short side, which is Resize(S / ratio) + CenterCrop(S); no flip."""
+    if ratio >= 1:
+        w, h = width, height
+    else:
+        w = h = max(1, round(min(height, width) * ratio))
     return Crops(
-        x0=zeros,
-        y0=zeros.copy(),
-        w=np.full(n, width, np.int64),
-        h=np.full(n, height, np.int64),
+        x0=np.full(n, (width - w) // 2, np.int64),
+        y0=np.full(n, (height - h) // 2, np.int64),
+        w=np.full(n, w, np.int64),
+        h=np.full(n, h, np.int64),
         flip=np.zeros(n, dtype=bool),
     )
 
@@ -133,40 +113,66 @@ _REDUCED = {
 }
 
 
-def render_crop(
-    jpeg: bytes, x0: int, y0: int, w: int, h: int, flip: bool, size: int, height: int, width: int
+def decode_rgb(data: bytes, factor: int = 1) -> np.ndarray | None:
+    """An encoded image -> RGB uint8 HWC (decoded at 1/factor), or None if undecodable."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[factor])
+    return None if image is None else image[:, :, ::-1]
+
+
+def draw_crop(
+    source: bytes | np.ndarray,
+    draw: int,
+    *,
+    size: int,
+    crop: CropConfig | None,
+    seed: int = 0,
+    epoch: int = 0,
+    shape: tuple[int, int] | None = None,
+    centre_ratio: float = 1.0,
 ) -> np.ndarray | None:
-    """Decode, crop, resize to size x size, flip; RGB uint8, or None if undecodable."""
-    factor = reduction(min(w, h), size)
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED[factor])
-    if (
-        image is None
-        or image.shape[0] != -(-height // factor)
-        or image.shape[1] != -(-width // factor)
-    ):
-        return None
+    """Draw `draw`'s crop of one image, resized to size x size: RGB uint8 HWC.
+
+    `source` is an RGB array, or the encoded bytes of an image of `shape` (H, W).
+    `crop=None` is the evaluation view (`centre_crops`); None if `source` is undecodable."""
+    height, width = source.shape[:2] if isinstance(source, np.ndarray) else shape
+    if crop is None:
+        box = centre_crops(1, height, width, centre_ratio)
+    else:
+        box = sample_crops(seed, epoch, [draw], height, width, crop)
+    return render_crop(
+        source, int(box.x0[0]), int(box.y0[0]), int(box.w[0]), int(box.h[0]),
+        bool(box.flip[0]), size, (height, width),
+    )  # fmt: skip
+
+
+def render_crop(
+    source: bytes | np.ndarray,
+    x0: int,
+    y0: int,
+    w: int,
+    h: int,
+    flip: bool,
+    size: int,
+    shape: tuple[int, int],
+) -> np.ndarray | None:
+    """Crop box (x0, y0, w, h) of an RGB array, or of encoded bytes that must decode to
+    `shape` (then at a reduced size where the box allows), resize to size x size, flip."""
+    height, width = shape
+    factor = 1
+    if isinstance(source, np.ndarray):
+        image = source
+    else:
+        factor = reduction(min(w, h), size)
+        image = decode_rgb(source, factor)
+        if image is None or image.shape[:2] != (-(-height // factor), -(-width // factor)):
+            return None
     if factor > 1:
         x0, y0, x1, y1 = x0 // factor, y0 // factor, -(-(x0 + w) // factor), -(-(y0 + h) // factor)
     else:
         x1, y1 = x0 + w, y0 + h
-    window = image[y0:y1, x0:x1]
+    window = np.ascontiguousarray(image[y0:y1, x0:x1])
     shrink = window.shape[0] > size or window.shape[1] > size
     out = cv2.resize(
         window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    )
-    return out[:, ::-1, ::-1] if flip else out[:, :, ::-1]  # BGR -> RGB (and mirror)
-
-
-def crop_image(
-    rgb: np.ndarray, x0: int, y0: int, w: int, h: int, flip: bool, size: int
-) -> np.ndarray:
-    """Crop an RGB uint8 HWC array, resize to size x size, flip; for already-decoded data
-    such as the labelled datasets of `--method supervised`."""
-    window = rgb[y0 : y0 + h, x0 : x0 + w]
-    shrink = window.shape[0] > size or window.shape[1] > size
-    out = cv2.resize(
-        np.ascontiguousarray(window),
-        (size, size),
-        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
     )
     return np.ascontiguousarray(out[:, ::-1]) if flip else out

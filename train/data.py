@@ -31,9 +31,10 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from sslx import seeds
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
-from sslx.train.crops import CropConfig, render_crop, sample_crops
+from sslx.train.crops import CropConfig, draw_crop
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def worker_pieces(
     before = sum(worker_batches(steps, w, num_workers) for w in range(worker))
     start = rank * n // world_size + before * batch_size
     end = start + worker_batches(steps, worker, num_workers) * batch_size
-    order = np.random.default_rng([seed, epoch]).permutation(len(shard_counts))
+    order = seeds.rng(seed, "data_order", epoch).permutation(len(shard_counts))
     pieces, offset = [], 0
     for shard in order.tolist():
         count = shard_counts[shard]
@@ -161,7 +162,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             )
         ]
         errors: list[str] = []
-        rng = random.Random(f"{self.seed}/{self.epoch}/{self.rank}/{logical}")
+        rng = random.Random(seeds.int_seed(self.seed, "data_order", self.epoch, self.rank, logical))
         raw = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(
             _read_pieces(pieces, errors)
         )
@@ -179,32 +180,23 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield batch
 
     def _decode(self, chunk: list[tuple[int, bytes]]) -> dict:
-        indices = np.array([i for i, _ in chunk], dtype=np.int64)
         side, size = self.patch_size, self.input_size
-        crops = sample_crops(self.seed, self.epoch, indices, side, side, self.crop)
         images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)
         keep, errors = [], []
-        for k, (index, jpeg) in enumerate(chunk):
-            out = render_crop(
-                jpeg,
-                int(crops.x0[k]),
-                int(crops.y0[k]),
-                int(crops.w[k]),
-                int(crops.h[k]),
-                bool(crops.flip[k]),
-                size,
-                side,
-                side,
-            )
+        for index, jpeg in chunk:
+            out = draw_crop(
+                jpeg, index, size=size, crop=self.crop, seed=self.seed, epoch=self.epoch,
+                shape=(side, side),
+            )  # fmt: skip
             if out is None:
                 errors.append(f"sample {index:09d} is not a decodable {side}x{side} JPEG")
                 continue
             images[len(keep)] = out
-            keep.append(k)
+            keep.append(index)
         n = len(keep)
         return {
             "image": torch.from_numpy(images[:n]),
-            "index": torch.from_numpy(indices[keep]),
+            "index": torch.tensor(keep, dtype=torch.int64),
             "bad": len(chunk) - n,
             "errors": errors,
         }

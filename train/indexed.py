@@ -10,7 +10,7 @@ we do not need).
 
 An `EpochDataset` is a map-style dataset of one epoch's draws: draw `i` is sample
 `indices[i]` with label `labels[i]`, cropped with the run's train crop whose parameters
-are a pure function of (seed, epoch, i), or shown whole and resized (`crop=None`, for
+are a pure function of (seed, epoch, i), or in the evaluation view (`crop=None`, for
 feature extraction). `epoch_loader` splits the draws between ranks in contiguous
 stretches and batches them; the DataLoader hands whole batches to its workers in turn,
 so the batches and their order do not depend on the worker count.
@@ -27,7 +27,7 @@ import torch
 
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
-from sslx.train.crops import CropConfig, full_frames, render_crop, sample_crops
+from sslx.train.crops import CropConfig, draw_crop
 from sslx.train.data import init_loader_worker, steps_per_epoch
 
 
@@ -97,6 +97,7 @@ class EpochDataset(torch.utils.data.Dataset):
         crop: CropConfig | None,
         seed: int = 0,
         epoch: int = 0,
+        centre_ratio: float = 1.0,
     ) -> None:
         self.shards = shards
         self.indices = np.asarray(indices, dtype=np.int64)
@@ -104,23 +105,21 @@ class EpochDataset(torch.utils.data.Dataset):
         self.input_size = input_size
         self.crop = crop
         self.seed, self.epoch = seed, epoch
+        self.centre_ratio = centre_ratio  # crop=None: the evaluation view (see centre_crops)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray | None, int, int, str | None]:
         index, side = int(self.indices[i]), self.shards.patch_size
-        if self.crop is None:
-            box = full_frames(1, side, side)
-        else:  # keyed by the draw, so a sample drawn twice gets two different crops
-            box = sample_crops(self.seed, self.epoch, np.array([i]), side, side, self.crop)
         try:
             jpeg = self.shards.read(index)
         except OSError as e:
             return None, index, int(self.labels[i]), f"sample {index:09d}: {e}"
-        image = render_crop(
-            jpeg, int(box.x0[0]), int(box.y0[0]), int(box.w[0]), int(box.h[0]),
-            bool(box.flip[0]), self.input_size, side, side,
+        # Keyed by the draw, so a sample drawn twice gets two different crops.
+        image = draw_crop(
+            jpeg, i, size=self.input_size, crop=self.crop, seed=self.seed, epoch=self.epoch,
+            shape=(side, side), centre_ratio=self.centre_ratio,
         )  # fmt: skip
         error = None if image is not None else f"sample {index:09d} is not a decodable JPEG"
         return image, index, int(self.labels[i]), error

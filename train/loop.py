@@ -22,6 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from sslx import seeds
 from sslx.errors import InputError
 from sslx.train import distributed
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
@@ -79,7 +80,7 @@ def build_method(config: TrainConfig, from_init: bool = True) -> Method:
     `--freeze` layers fixed."""
     if config.method not in METHODS:
         raise InputError(f"unknown method {config.method!r} (known: {', '.join(METHODS)})")
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seeds.int_seed(config.seed, "init"))
     backbone = AlexNet(config.model)
     if config.init and from_init:
         copy_layers(config.init, backbone, config.freeze or CONV_LAYERS)
@@ -130,7 +131,7 @@ def default_workers(device: torch.device, world_size: int) -> int:
 
 def step_seed(seed: int, step: int, rank: int) -> int:
     """Seed of the torch RNG (dropout) at a step: resumes replay the same masks."""
-    return (seed * 1_000_003 + step) * 1_009 + rank
+    return seeds.int_seed(seed, "dropout", step, rank)
 
 
 class StopSignal:

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from sslx.probe.command import random_network
-from sslx.probe.data import load_probe_data
 from sslx.probe.features import FrozenTrunk, epoch_batches, extract_features
 from sslx.probe.run import ProbeConfig, ProbeOptions, probe_network
+from sslx.train.labelled import load_labelled
 
 OPTIONS = ProbeOptions(workers=0, progress=False)
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
@@ -12,7 +12,7 @@ LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 @pytest.fixture(scope="module")
 def data(image_folder):
-    return load_probe_data("imagefolder", image_folder, val_fraction=0.25, split_seed=0)
+    return load_labelled("imagefolder", image_folder, val_fraction=0.25, split_seed=0)
 
 
 def _config(**kw) -> ProbeConfig:

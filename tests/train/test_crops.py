@@ -3,19 +3,39 @@ import numpy as np
 import pytest
 
 from sslx.errors import InputError
-from sslx.train.crops import CropConfig, reduction, render_crop, sample_crops, uniforms
+from sslx.train.crops import (
+    CropConfig,
+    centre_crops,
+    draw_crop,
+    reduction,
+    render_crop,
+    sample_crops,
+)
 
 
-def test_uniforms_are_a_pure_function_of_seed_epoch_index():
-    a = uniforms(1, 2, np.array([5, 6, 7]), 4)
-    b = uniforms(1, 2, np.array([7, 5]), 4)
-    assert np.array_equal(a[[2, 0]], b)
-    assert not np.array_equal(a, uniforms(1, 3, np.array([5, 6, 7]), 4))
-    assert not np.array_equal(a, uniforms(2, 2, np.array([5, 6, 7]), 4))
-    big = uniforms(0, 0, np.arange(20000), 3)
-    assert big.min() >= 0 and big.max() < 1
-    assert abs(big.mean() - 0.5) < 0.01
-    assert abs(np.corrcoef(big[:, 0], big[:, 1])[0, 1]) < 0.03
+def test_crops_are_a_pure_function_of_seed_epoch_draw():
+    config = CropConfig()
+    a = sample_crops(1, 2, [5, 6, 7], 256, 256, config)
+    b = sample_crops(1, 2, [7, 5], 256, 256, config)
+    assert np.array_equal(a.x0[[2, 0]], b.x0) and np.array_equal(a.w[[2, 0]], b.w)
+    assert not np.array_equal(a.w, sample_crops(1, 3, [5, 6, 7], 256, 256, config).w)
+    assert not np.array_equal(a.w, sample_crops(2, 2, [5, 6, 7], 256, 256, config).w)
+
+
+def test_centre_crops_are_resize_then_centre_crop():
+    c = centre_crops(1, 256, 256, 224 / 256)  # DeepCluster's Resize(256) + CenterCrop(224)
+    assert (c.x0[0], c.y0[0], c.w[0], c.h[0], c.flip[0]) == (16, 16, 224, 224, False)
+    whole = centre_crops(2, 64, 64)
+    assert (whole.x0 == 0).all() and (whole.w == 64).all()
+
+
+def test_draw_crop_is_the_same_for_bytes_and_decoded_arrays():
+    jpeg, full = _jpeg()
+    rgb = np.ascontiguousarray(full[:, :, ::-1])
+    config = CropConfig(crop_scale_min=0.02, crop_scale_max=0.1)  # small: full-size decode
+    a = draw_crop(jpeg, 3, size=64, crop=config, seed=1, epoch=2, shape=(256, 256))
+    b = draw_crop(rgb, 3, size=64, crop=config, seed=1, epoch=2)
+    assert a.shape == (64, 64, 3) and np.array_equal(a, b)
 
 
 def test_crop_statistics_follow_random_resized_crop():
@@ -66,15 +86,15 @@ def _jpeg(seed: int = 0) -> tuple[bytes, np.ndarray]:
 
 def test_render_crop_matches_full_decode_and_flips_and_converts_to_rgb():
     jpeg, full = _jpeg()
-    out = render_crop(jpeg, 0, 0, 256, 256, False, 64, 256, 256)  # decoded at 1/4
+    out = render_crop(jpeg, 0, 0, 256, 256, False, 64, (256, 256))  # decoded at 1/4
     reference = cv2.resize(full, (64, 64), interpolation=cv2.INTER_AREA)[:, :, ::-1]
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
     mse = np.mean((out.astype(float) - reference.astype(float)) ** 2)
     assert 10 * np.log10(255**2 / mse) > 30
-    crop = render_crop(jpeg, 10, 20, 60, 50, False, 32, 256, 256)  # full-size decode
+    crop = render_crop(jpeg, 10, 20, 60, 50, False, 32, (256, 256))  # full-size decode
     ref = cv2.resize(full[20:70, 10:70], (32, 32), interpolation=cv2.INTER_AREA)[:, :, ::-1]
     assert np.array_equal(crop, ref)
-    flipped = render_crop(jpeg, 10, 20, 60, 50, True, 32, 256, 256)
+    flipped = render_crop(jpeg, 10, 20, 60, 50, True, 32, (256, 256))
     assert np.array_equal(flipped, crop[:, ::-1])
     # RGB: the red channel is the BGR image's last one (x + y) / 2, blue follows x.
     assert crop[16, 31, 2] > crop[16, 0, 2]
@@ -82,5 +102,5 @@ def test_render_crop_matches_full_decode_and_flips_and_converts_to_rgb():
 
 def test_render_crop_rejects_undecodable_or_wrong_size_jpegs():
     jpeg, _ = _jpeg()
-    assert render_crop(b"not a jpeg", 0, 0, 10, 10, False, 8, 256, 256) is None
-    assert render_crop(jpeg, 0, 0, 100, 100, False, 64, 128, 128) is None
+    assert render_crop(b"not a jpeg", 0, 0, 10, 10, False, 8, (256, 256)) is None
+    assert render_crop(jpeg, 0, 0, 100, 100, False, 64, (128, 128)) is None

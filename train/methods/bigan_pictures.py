@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from sslx.train.crops import render_crop
+from sslx.train.crops import draw_crop
 
 
 def to_grid(images: torch.Tensor, nrow: int = 8) -> np.ndarray:
@@ -45,7 +45,7 @@ def first_patches(shard: str | Path, n: int, patch_size: int, size: int) -> torc
                     continue
                 jpeg = tar.extractfile(member).read()
                 side = patch_size
-                image = render_crop(jpeg, 0, 0, side, side, False, size, side, side)
+                image = draw_crop(jpeg, 0, size=size, crop=None, shape=(side, side))
                 if image is not None:
                     images.append(image)
     except (OSError, tarfile.TarError):

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslx import seeds
 from sslx.errors import InputError
 from sslx.train import distributed
 from sslx.train.alexnet import AlexNet
@@ -53,7 +54,7 @@ def uniform_label_draws(assignments: np.ndarray, n: int, seed: int, epoch: int) 
     replacement only when the cluster is not larger than that; the concatenation is
     shuffled and cut to n.
     """
-    rng = np.random.default_rng([seed, epoch, 0xDC])
+    rng = seeds.rng(seed, "clustering", epoch, 0)
     order = np.argsort(assignments, kind="stable")
     sizes = np.bincount(assignments)
     members = np.split(order, np.cumsum(sizes)[:-1])
@@ -136,7 +137,7 @@ class DeepCluster(Method):
     @torch.no_grad()
     def reset_head(self, seed: int, epoch: int) -> None:
         """N(0, 0.01) weights and zero bias, from (seed, epoch): the same on every rank."""
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        g = torch.Generator().manual_seed(seeds.int_seed(seed, "clustering", epoch, 1))
         self.head.weight.copy_(torch.empty(self.head.weight.shape).normal_(0, 0.01, generator=g))
         self.head.bias.zero_()
 
@@ -186,7 +187,7 @@ class DeepCluster(Method):
                 self.k,
                 pca_dim=o["pca_dim"],
                 iterations=o["kmeans_iterations"],
-                seed=(ctx.config.seed * 1_000_003 + ctx.epoch) % 2**31,
+                seed=seeds.int_seed(ctx.config.seed, "clustering", ctx.epoch, 2) % 2**31,
                 backend=o["kmeans_backend"],
                 pca_fit_rows=o["pca_fit_rows"],
             )

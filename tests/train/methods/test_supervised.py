@@ -39,10 +39,10 @@ def _supervised(labelled, out, *extra) -> list[str]:
 
 
 def test_training_split_excludes_the_probes_held_out_images(labelled):
-    from sslx.probe.data import load_probe_data
+    from sslx.train.labelled import load_labelled
 
     data = LabelledData("imagefolder", str(labelled), val_fraction=0.25, split_seed=3)
-    probe = load_probe_data("imagefolder", labelled, val_fraction=0.25, split_seed=3)
+    probe = load_labelled("imagefolder", labelled, val_fraction=0.25, split_seed=3)
     train, val = set(data.images.indices), set(probe.val.indices)
     assert train == set(probe.train.indices) and not train & val
     assert data.num_samples == 54 and len(val) == 18
