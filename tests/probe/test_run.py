@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from sslx.probe.command import random_network
 from sslx.probe.data import load_probe_data
 from sslx.probe.features import FrozenTrunk, epoch_batches, extract_features
+from sslx.probe.networks import random_network
 from sslx.probe.run import ProbeConfig, ProbeOptions, probe_network
 
 OPTIONS = ProbeOptions(workers=0, progress=False)
