@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from pathlib import Path
 from typing import ClassVar
 
 import click
 
-from sslx.errors import InputError
+from sslx.errors import InputError, TrainingDiverged
+from sslx.options import out_option, quiet_option, seed_option, usable_cores, workers_option
 
 
 class LazyGroup(click.Group):
@@ -19,7 +19,7 @@ class LazyGroup(click.Group):
     lazy: ClassVar[dict[str, str]] = {
         "train": "sslx.train.command:train",
         "probe": "sslx.probe.command:probe",
-        "viz": "sslx.probe.viz:viz",
+        "viz": "sslx.probe.command:viz",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -41,10 +41,6 @@ def cli() -> None:
     """Learn visual features from a single image (Asano et al., ICLR 2020)."""
 
 
-def _default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @cli.command()
 @click.option(
     "--image",
@@ -55,21 +51,14 @@ def _default_workers() -> int:
     "are spread evenly over them. Default: the built-in Hubble Deep Field.",
 )
 @click.option("--n", "n", type=int, default=1_000_000, help="Number of patches to generate.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Output folder for the shards and manifest.json (empty, or a resume).",
-)
+@out_option("Output folder for the shards and manifest.json (empty, or a resume).", required=True)
 @click.option("--size", type=int, default=256, help="Patch side in pixels.")
-@click.option("--seed", type=int, default=0, help="Seed; patch i depends only on (seed, i).")
+@seed_option("Seed; patch i depends only on (seed, i).")
 @click.option("--shard-size", type=int, default=5000, help="Patches per tar shard.")
 @click.option("--jpeg-quality", type=int, default=90, help="JPEG quality of stored patches.")
-@click.option(
-    "--workers",
-    type=int,
-    default=_default_workers,
-    help="Worker processes. The output is identical for any value.  [default: all cores]",
+@workers_option(
+    "Worker processes. The output is identical for any value.  [default: all cores]",
+    default=usable_cores,
     show_default=False,
 )
 @click.option(
@@ -127,7 +116,7 @@ def _default_workers() -> int:
     default=None,
     help="Also write a contact sheet of the first 64 patches to this PNG.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option()
 def generate(
     images,
     n,
@@ -192,13 +181,14 @@ def generate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    """Entry point. Exit codes: 0 done, 2 bad input, 3 training diverged, 130 interrupted;
+    bad input and divergence are one line on stderr, never a traceback."""
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of exiting.
         code = cli.main(args=argv, prog_name="sslx", standalone_mode=False)
-    except InputError as e:
+    except (InputError, TrainingDiverged) as e:
         click.echo(f"sslx: error: {e}", err=True)
-        return InputError.exit_code
+        return e.exit_code
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.ctx.get_help() if e.ctx is not None else "see sslx --help", err=True)
         return 2

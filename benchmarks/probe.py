@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from sslx.probe.command import random_network
+from sslx.probe.networks import random_network
 from sslx.probe.report import markdown_table
 from sslx.probe.run import ProbeConfig, ProbeOptions, probe_network
 from sslx.train.labelled import LabelledSplit, load_labelled

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import multiprocessing as mp
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from sslx.atomic import write_bytes_atomic
 from sslx.datagen import shards as sh
 from sslx.datagen.config import GenerateConfig
 from sslx.datagen.render import render_patch
@@ -202,7 +202,7 @@ def _finish(
         else:
             shard = sh.shard_range(j, config.shard_size, config.n)
             records.append(sh.record_existing(out, j, shard.start, len(shard)))
-    sh.write_json_atomic(out / sh.MANIFEST_NAME, sh.build_manifest(identity, records))
+    sh.write_dataset_json(out / sh.MANIFEST_NAME, sh.build_manifest(identity, records))
     sh.remove_stale_temporaries(out)
 
 
@@ -229,7 +229,10 @@ def write_preview(
     for k, patch in enumerate(patches):
         top, left = (gap + cell * rc for rc in divmod(k, cols))
         sheet[top : top + config.size, left : left + config.size] = patch
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    if not cv2.imwrite(str(tmp), sheet):
+    ok, encoded = cv2.imencode(path.suffix.lower(), sheet)
+    if not ok:
         raise InputError(f"cannot write --preview {path}")
-    os.replace(tmp, path)
+    try:
+        write_bytes_atomic(path, encoded.tobytes())
+    except OSError as e:
+        raise InputError(f"cannot write --preview {path}: {e.strerror}") from None

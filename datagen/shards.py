@@ -10,21 +10,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import socket
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from sslx.atomic import TMP_SUFFIX, atomic_write, write_json_atomic
 from sslx.errors import InputError
 
 FORMAT = "sslx-patches"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "generate-config.json"
-TMP_SUFFIX = ".tmp"
 KEY_DIGITS = 9
 
 
@@ -99,27 +97,17 @@ class ShardRecord:
 def write_shard(
     out: Path, shard: int, first_index: int, samples: Iterable[tuple[str, bytes, bytes]]
 ) -> ShardRecord:
-    """Write (key, jpg, json) samples to `shard`, atomically.
-
-    The tar is written under a temporary name unique to this host and process, synced,
-    and only then renamed: a shard with its final name is always complete.
-    """
+    """Write (key, jpg, json) samples to `shard`, atomically (`sslx.atomic`): a shard
+    with its final name is always complete."""
     final = out / shard_name(shard)
-    tmp = out / f".{final.name}.{socket.gethostname()}.{os.getpid()}{TMP_SUFFIX}"
     count = 0
-    try:
-        with open(tmp, "wb") as raw:
-            hashing = _HashingFile(raw)
-            with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-                for key, jpg, meta in samples:
-                    _add_member(tar, f"{key}.jpg", jpg)
-                    _add_member(tar, f"{key}.json", meta)
-                    count += 1
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(final, "wb") as raw:
+        hashing = _HashingFile(raw)
+        with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+            for key, jpg, meta in samples:
+                _add_member(tar, f"{key}.jpg", jpg)
+                _add_member(tar, f"{key}.json", meta)
+                count += 1
     return ShardRecord(final.name, first_index, count, hashing.sha256.hexdigest(), hashing.bytes)
 
 
@@ -145,10 +133,9 @@ def record_existing(out: Path, shard: int, first_index: int, num_samples: int) -
     return ShardRecord(path.name, first_index, num_samples, digest.hexdigest(), path.stat().st_size)
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}{TMP_SUFFIX}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+def write_dataset_json(path: Path, data: dict) -> None:
+    """generate-config.json and manifest.json: sorted keys, indented, written atomically."""
+    write_json_atomic(path, data, indent=2, sort_keys=True)
 
 
 def dataset_identity(config: dict, sources: list[dict]) -> dict:
@@ -189,7 +176,7 @@ def claim_folder(out: Path, identity: dict) -> None:
         raise InputError(
             f"{out} is not empty and holds no sslx dataset ({visible[0]} ...); use an empty --out"
         )
-    write_json_atomic(config_path, identity)
+    write_dataset_json(config_path, identity)
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -5,5 +5,8 @@
 - `features`: the frozen trunk, streamed per batch or extracted once into a float16 cache.
 - `run`: joint training of all probes on the sum of their losses, evaluation, resume.
 - `report`: markdown / JSON / CSV tables and the accuracy-per-layer plot.
+- `networks`: the frozen networks to probe (checkpoints, the untrained "Random" row).
 - `viz`: conv1 filters as an image grid.
+- `command`: `sslx probe` and `sslx viz`, torch-free until they run (`datasets` names
+  the kinds of data for their --help).
 """

@@ -1,66 +1,26 @@
-"""`sslx probe`: flags -> networks + data + ProbeConfig -> one probe per network -> report."""
+"""`sslx probe` (flags -> networks + data + ProbeConfig -> one probe per network -> report)
+and `sslx viz`.
+
+Torch-free at import, so their --help is fast; torch comes with the modules the
+commands import when they run.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-import torch
 
-from sslx import seeds
 from sslx.errors import InputError
-from sslx.probe.heads import parse_layers
-from sslx.probe.report import dims_line, write_report
-from sslx.probe.run import Network, ProbeConfig, ProbeOptions, ProbeResult, _slug, probe_network
-from sslx.train.alexnet import AlexNet, ModelConfig
-from sslx.train.checkpoint import load_backbone, resolve_path
-from sslx.train.labelled import CIFAR, DATASETS, load_labelled
-
-
-def _milestones(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InputError(f"--lr-milestones must be comma-separated epochs (got {text!r})") from None
-
-
-def checkpoint_network(path: Path) -> Network:
-    """The frozen AlexNet of an sslx checkpoint; anything else is a one-line InputError."""
-    file = resolve_path(path)
-    try:
-        model, record = load_backbone(file)
-    except (RuntimeError, KeyError, TypeError) as e:  # weights that do not fit the record
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{file}: the weights do not match its model record ({first})") from None
-    name = file.parent.name if file.name == "checkpoint.pt" else file.stem
-    progress = record.get("progress", {})
-    source = {
-        "checkpoint": str(file.resolve()),
-        "method": record.get("method"),
-        "global_step": progress.get("global_step"),
-        "model": record["model"],
-    }
-    return Network(name or "checkpoint", model, source)
-
-
-def random_network(size: int, sobel: bool, conv1_stride: int, seed: int) -> Network:
-    """The paper's "Random" row: AlexNet with DeepCluster's initialisation and no training
-    (its BatchNorm layers keep their initial statistics, mean 0 and variance 1)."""
-    config = ModelConfig(input_size=size, sobel=sobel, conv1_stride=conv1_stride).resolved()
-    torch.manual_seed(seeds.int_seed(seed, "init"))  # as a training run's init
-    model = AlexNet(config).eval()
-    return Network("random", model, {"random_init": config.to_dict(), "init_seed": seed})
-
-
-def _unique_names(networks: list[Network]) -> list[Network]:
-    seen: dict[str, int] = {}
-    unique = []
-    for net in networks:
-        count = seen.get(net.name, 0)
-        seen[net.name] = count + 1
-        name = net.name if count == 0 else f"{net.name}-{count + 1}"
-        unique.append(Network(name, net.model, net.source))
-    return unique
+from sslx.options import (
+    device_option,
+    out_option,
+    parse_milestones,
+    quiet_option,
+    seed_option,
+    workers_option,
+)
+from sslx.train.datasets import DATASETS
 
 
 @click.command()
@@ -167,31 +127,24 @@ def _unique_names(networks: list[Network]) -> list[Network]:
     help="[--cache-features] keep the cache in memory-mapped files here (reused by "
     "a rerun) instead of in memory.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    help="Seed of the probes' init and batch order, and of --random-init.",
-)
-@click.option(
-    "--workers", type=int, default=1, help="Image decoding processes (0: in the main process)."
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    help="Where the network and probes run.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Folder for results.{md,json,csv}, accuracy.png and the resumable probe "
+@seed_option("Seed of the probes' init and batch order, and of --random-init.")
+@workers_option("Image decoding processes (0: in the main process).", default=1)
+@device_option("Where the network and probes run.")
+@out_option(
+    "Folder for results.{md,json,csv}, accuracy.png and the resumable probe "
     "states (rerun the same command to resume).",
+    required=True,
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option("No progress bars.")
 def probe(**flags) -> None:
     """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer)."""
+    import torch
+
+    from sslx.probe.heads import parse_layers
+    from sslx.probe.report import dims_line, write_report
+    from sslx.probe.run import ProbeConfig, ProbeOptions, ProbeResult, _slug, probe_network
+    from sslx.train.labelled import CIFAR, load_labelled
+
     layers = parse_layers(flags["layers"])
     networks = _networks(flags)
     data = load_labelled(
@@ -212,7 +165,7 @@ def probe(**flags) -> None:
         lr=flags["lr"],
         momentum=flags["momentum"],
         weight_decay=flags["weight_decay"],
-        lr_milestones=_milestones(flags["lr_milestones"]),
+        lr_milestones=parse_milestones(flags["lr_milestones"]),
         lr_gamma=flags["lr_gamma"],
         augment=flags["augment"],
         crop_scale_min=flags["crop_scale_min"],
@@ -248,13 +201,15 @@ def probe(**flags) -> None:
     click.echo(f"wrote {out}/results.md, results.json, results.csv, accuracy.png", err=True)
 
 
-def _dims(net: Network, layers) -> dict[str, int]:
+def _dims(net, layers) -> dict[str, int]:
     from sslx.probe.heads import probe_dims
 
     return probe_dims(net.model.config, layers)
 
 
-def _networks(flags: dict) -> list[Network]:
+def _networks(flags: dict) -> list:
+    from sslx.probe.networks import checkpoint_network, random_network, unique_names
+
     networks = [checkpoint_network(p) for p in flags["checkpoints"]]
     if flags["random_init"]:
         size = flags["size"] or (networks[0].model.config.input_size if networks else 224)
@@ -263,4 +218,24 @@ def _networks(flags: dict) -> list[Network]:
         raise InputError("--size only applies to --random-init (checkpoints fix their own size)")
     if not networks:
         raise InputError("nothing to probe: give --checkpoint CKPT and/or --random-init")
-    return _unique_names(networks)
+    return unique_names(networks)
+
+
+@click.group()
+def viz() -> None:
+    """Pictures of trained networks."""
+
+
+@viz.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@out_option("PNG file to write.", default=Path("filters.png"))
+@click.option("--columns", type=int, default=12, help="Filters per row.")
+@click.option("--zoom", type=int, default=4, help="Pixels per filter weight.")
+def filters(checkpoint: Path, out: Path, columns: int, zoom: int) -> None:
+    """Save the conv1 filters of CHECKPOINT as an image grid."""
+    from sslx.probe.networks import checkpoint_network
+    from sslx.probe.viz import save_filters
+
+    net = checkpoint_network(checkpoint)
+    width, height = save_filters(net.model, out, max(1, columns), max(1, zoom))
+    click.echo(f"wrote {out} ({width}x{height} px)", err=True)

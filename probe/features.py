@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from sslx import seeds
+from sslx.atomic import atomic_write, write_text_atomic
 from sslx.probe.heads import TapPooling, probe_dims
 from sslx.train.alexnet import AlexNet
 
@@ -166,6 +167,7 @@ def extract_features(
     if cache_dir is not None:
         for m in maps.values():
             m.flush()  # on disk before the marker that says the cache is complete
-        torch.save(labels, cache_dir / f"{name}-labels.pt")
-        (cache_dir / f"{name}.json").write_text(json.dumps(key))
+        with atomic_write(cache_dir / f"{name}-labels.pt", "wb") as f:
+            torch.save(labels, f)
+        write_text_atomic(cache_dir / f"{name}.json", json.dumps(key))
     return FeatureCache(features, labels, crops)

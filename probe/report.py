@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 from pathlib import Path
 
+from sslx.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from sslx.probe.run import ProbeResult
 
 
@@ -25,13 +24,6 @@ def markdown_table(results: list[ProbeResult], metric: str = "top1") -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a hidden temporary file, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def dims_line(name: str, input_size: int, dims: dict[str, int]) -> str:
     text = ", ".join(f"{n} {d}" for n, d in dims.items())
     return f"{name} ({input_size} px) probe dims: {text}"
@@ -39,7 +31,7 @@ def dims_line(name: str, input_size: int, dims: dict[str, int]) -> str:
 
 def write_json(results: list[ProbeResult], meta: dict, path: Path) -> None:
     payload = {**meta, "results": [r.to_dict() for r in results]}
-    write_atomic(path, json.dumps(payload, indent=2) + "\n")
+    write_json_atomic(path, payload, indent=2)
 
 
 def write_csv(results: list[ProbeResult], path: Path) -> None:
@@ -49,7 +41,7 @@ def write_csv(results: list[ProbeResult], path: Path) -> None:
     for r in results:
         for n, dim in r.dims.items():
             writer.writerow([r.name, r.input_size, n, dim, f"{r.top1[n]:.4f}", f"{r.top5[n]:.4f}"])
-    write_atomic(path, text.getvalue())
+    write_text_atomic(path, text.getvalue())
 
 
 def plot_accuracy(results: list[ProbeResult], path: Path, title: str = "") -> None:
@@ -72,7 +64,7 @@ def plot_accuracy(results: list[ProbeResult], path: Path, title: str = "") -> No
     png = io.BytesIO()
     fig.savefig(png, format="png")
     plt.close(fig)
-    write_atomic(path, png.getvalue())
+    write_bytes_atomic(path, png.getvalue())
 
 
 def write_report(results: list[ProbeResult], meta: dict, out: Path) -> str:
@@ -80,7 +72,7 @@ def write_report(results: list[ProbeResult], meta: dict, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     dims = "\n".join(f"- {dims_line(r.name, r.input_size, r.dims)}" for r in results)
     text = "\n\n".join([markdown_table(results, "top1"), markdown_table(results, "top5"), dims])
-    write_atomic(out / "results.md", text + "\n")
+    write_text_atomic(out / "results.md", text + "\n")
     write_json(results, meta, out / "results.json")
     write_csv(results, out / "results.csv")
     plot_accuracy(results, out / "accuracy.png", title=meta.get("title", ""))

@@ -1,4 +1,4 @@
-"""`sslx viz filters`: a network's conv1 filters as an image grid (the paper's Figure 3).
+"""A network's conv1 filters as an image grid (the paper's Figure 3), for `sslx viz filters`.
 
 RGB networks show each 3 x 11 x 11 filter as a colour tile. Sobel networks see only
 grey-level gradients, so their 2-channel filters are shown as the single grey-level
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
+from sslx.atomic import atomic_write
 from sslx.train.alexnet import AlexNet
 
 
@@ -45,25 +45,10 @@ def filter_grid(filters: torch.Tensor, columns: int = 12, zoom: int = 4) -> torc
     return F.interpolate(grid[None], scale_factor=zoom, mode="nearest")[0]
 
 
-@click.group()
-def viz() -> None:
-    """Pictures of trained networks."""
-
-
-@viz.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=Path("filters.png"),
-              help="PNG file to write.")  # fmt: skip
-@click.option("--columns", type=int, default=12, help="Filters per row.")
-@click.option("--zoom", type=int, default=4, help="Pixels per filter weight.")
-def filters(checkpoint: Path, out: Path, columns: int, zoom: int) -> None:
-    """Save the conv1 filters of CHECKPOINT as an image grid."""
-    from sslx.probe.command import checkpoint_network
-
-    net = checkpoint_network(checkpoint)
+def save_filters(model: AlexNet, out: Path, columns: int = 12, zoom: int = 4) -> tuple[int, int]:
+    """Write the conv1 filter grid of `model` to `out` as a PNG; returns its (width, height)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid = filter_grid(conv1_filters(net.model), max(1, columns), max(1, zoom))
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    save_image(grid, tmp)
-    tmp.replace(out)
-    click.echo(f"wrote {out} ({grid.shape[2]}x{grid.shape[1]} px)", err=True)
+    grid = filter_grid(conv1_filters(model), columns, zoom)
+    with atomic_write(out, "wb") as f:
+        save_image(grid, f, format="PNG")
+    return grid.shape[2], grid.shape[1]

@@ -103,3 +103,41 @@ def test_console_script_and_help():
     assert result.returncode == 0
     for flag in ["--no-scale", "--no-rotation", "--no-flip", "--no-color", "--part", "--preset"]:
         assert flag in result.stdout
+
+
+HELP_WITHOUT_TORCH = """
+import sys
+import click
+from sslx.cli import cli
+
+def helps(group, ctx):
+    yield group.get_help(ctx)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        with click.Context(command, info_name=name, parent=ctx) as sub:
+            if isinstance(command, click.Group):
+                yield from helps(command, sub)
+            else:
+                yield command.get_help(sub)
+
+with click.Context(cli, info_name="sslx") as ctx:
+    texts = list(helps(cli, ctx))
+heavy = sorted({"torch", "torchvision", "numpy", "cv2"} & set(sys.modules))
+print(len(texts), heavy)
+"""
+
+
+def test_every_help_is_built_without_importing_torch():
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_WITHOUT_TORCH], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    # sslx, generate, probe, train, viz, viz filters
+    assert result.stdout.split() == ["6", "[]"], result.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["probe"], ["viz"], ["viz", "filters"]])
+def test_help_of_every_command(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: sslx {' '.join(command)}".rstrip())

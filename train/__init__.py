@@ -4,13 +4,34 @@
 - `crops`: training crop parameters as a pure function of (seed, epoch, index), applied
   with a reduced-size JPEG decode.
 - `data`: the shard reader (epoch plan, node and worker split, shuffle buffer, batches).
-- `methods`: the method plug-ins (RotNet, ...) and their registry.
-- `losses`: losses and pretext-task constructions as pure functions.
+- `methods`: the method plug-ins (RotNet, ...) and their registry; `methods.specs` their
+  torch-free names, defaults and options.
+- `losses`: losses as pure functions.
 - `loop`: the one training loop (DDP, AMP, checkpoints, resume, logging).
 - `checkpoint`: the checkpoint format, the contract with `sslx probe`.
+- `command`: `sslx train`, torch-free until it runs.
+
+The names below are imported on first use, so that `sslx train --help` (which imports
+`sslx.train.command`, and with it this package) does not import torch.
 """
 
-from sslx.train.alexnet import CONV_LAYERS, AlexNet, ModelConfig
-from sslx.train.checkpoint import load_backbone, load_checkpoint
+from __future__ import annotations
 
-__all__ = ["CONV_LAYERS", "AlexNet", "ModelConfig", "load_backbone", "load_checkpoint"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CONV_LAYERS": "sslx.train.alexnet",
+    "AlexNet": "sslx.train.alexnet",
+    "ModelConfig": "sslx.train.alexnet",
+    "load_backbone": "sslx.train.checkpoint",
+    "load_checkpoint": "sslx.train.checkpoint",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,18 +1,18 @@
 """Checkpoints: the contract between `sslx train` and `sslx probe` (docs/checkpoints.md).
 
 A checkpoint is one `torch.save` file holding plain containers and tensors only, so
-`torch.load(..., weights_only=True)` reads it. It is written to a hidden temporary
-file, flushed to disk and renamed, so a crash never leaves a half-written checkpoint.
+`torch.load(..., weights_only=True)` reads it. It is written atomically (`sslx.atomic`),
+so a crash never leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sslx.atomic import atomic_write
 from sslx.datagen.shards import sslx_version
 from sslx.errors import InputError
 from sslx.train.alexnet import AlexNet, ModelConfig
@@ -53,13 +53,8 @@ def build_checkpoint(
 
 
 def save_atomic(payload: dict, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def resolve_path(path: str | Path) -> Path:

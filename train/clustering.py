@@ -206,10 +206,6 @@ def split_empty(centroids: torch.Tensor, counts: np.ndarray, rng: np.random.Gene
     return len(empty)
 
 
-def cluster_sizes(assignments: np.ndarray, k: int) -> np.ndarray:
-    return np.bincount(assignments, minlength=k)
-
-
 def _faiss():
     try:
         import faiss

@@ -1,18 +1,31 @@
-"""`sslx train`: flags -> TrainConfig + RunOptions -> `loop.train`."""
+"""`sslx train`: flags -> TrainConfig + RunOptions -> `loop.train`.
+
+Torch-free at import, so `sslx train --help` is fast: the method specs give the options
+and defaults, and the modules that import torch are imported when the command runs.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.core import ParameterSource
 
 from sslx.errors import InputError
-from sslx.train.alexnet import CONV_LAYERS, ModelConfig
-from sslx.train.config import OptimConfig, RunOptions, TrainConfig
-from sslx.train.crops import CropConfig
-from sslx.train.methods import METHODS
+from sslx.options import (
+    device_option,
+    out_option,
+    parse_milestones,
+    quiet_option,
+    seed_option,
+    workers_option,
+)
+from sslx.train.methods.specs import SPECS
+
+if TYPE_CHECKING:
+    from sslx.train.config import TrainConfig
 
 # Flags that may differ on --resume: they change how long or how a run executes, not
 # what a given step computes.
@@ -33,23 +46,10 @@ RESUMABLE = {
 }
 
 
-def _method_help() -> str:
-    return "; ".join(f"{name}: {cls.__doc__.splitlines()[0]}" for name, cls in METHODS.items())
-
-
-def _milestones(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise InputError(f"--lr-milestones must be comma-separated epochs (got {text!r})") from None
-
-
 def _method_options(command):
     """Add each method's own options (e.g. DeepCluster's --clusters) to the command."""
-    for name, cls in METHODS.items():
-        for key, option in cls.options.items():
+    for name, spec in SPECS.items():
+        for key, option in spec.options.items():
             command = click.option(
                 f"--{key.replace('_', '-')}",
                 key,
@@ -60,19 +60,22 @@ def _method_options(command):
     return command
 
 
-@click.command()
+def _methods_epilog() -> str:
+    width = max(map(len, SPECS))
+    lines = [f"  {name:<{width}}  {spec.summary}" for name, spec in sorted(SPECS.items())]
+    return "\b\nMethods:\n" + "\n".join(lines)
+
+
+@click.command(epilog=_methods_epilog())
 @click.option("--shards", type=click.Path(path_type=Path), help="Shard folder from sslx generate.")
 @click.option(
     "--method",
-    type=click.Choice(sorted(METHODS)),
-    help="Pretraining method (required unless --resume).",
+    type=click.Choice(sorted(SPECS)),
+    help="Pretraining method (required unless --resume); see Methods below.",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run folder for config.yaml, metrics.jsonl, TensorBoard events and checkpoint.pt.  "
-    "[default: runs/METHOD]",
+@out_option(
+    "Run folder for config.yaml, metrics.jsonl, TensorBoard events and checkpoint.pt.  "
+    "[default: runs/METHOD]"
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--size", type=int, default=224, help="Model input size in pixels (224, 64, 32…).")
@@ -135,9 +138,7 @@ def _method_options(command):
     "--aspect-ratio-min", type=float, default=0.75, help="Train crop: w/h in [this, 1/this]."
 )
 @click.option("--flip-prob", type=float, default=0.5, help="Probability of a horizontal flip.")
-@click.option(
-    "--seed", type=int, default=0, help="Seed of the init, data order, crops and dropout."
-)
+@seed_option("Seed of the init, data order, crops and dropout.")
 @click.option(
     "--init",
     "init",
@@ -159,16 +160,11 @@ def _method_options(command):
     default=0.001,
     help="Fail if more than this fraction of an epoch's samples is unreadable.",
 )
-@click.option(
-    "--workers",
-    type=int,
+@workers_option(
+    "Loader processes per rank (0: in the main process).  [default: 1 on CPU, up to 8 per GPU]",
     default=None,
-    help="Loader processes per rank (0: in the main process).  "
-    "[default: 1 on CPU, up to 8 per GPU]",
 )
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", help="Where to train."
-)
+@device_option("Where to train.")
 @click.option("--compile", is_flag=True, help="torch.compile the model.")
 @click.option("--amp/--no-amp", default=True, help="bf16 autocast on CUDA (ignored on CPU).")
 @click.option("--log-every", type=int, default=20, help="Steps between metrics records.")
@@ -181,14 +177,15 @@ def _method_options(command):
 @click.option(
     "--max-steps", type=int, default=None, help="Stop after this many steps in all (resumable)."
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option()
 @_method_options
 @click.pass_context
 def train(ctx: click.Context, **flags) -> None:
     """Pretrain AlexNet on patch shards with a self-supervised method (or, with --method
     supervised, train it with labels for the reference row)."""
-    from sslx.train.loop import prepare_run_dir
+    from sslx.train.config import RunOptions
     from sslx.train.loop import train as run_training
+    from sslx.train.state import prepare_run_dir
 
     if flags["out"] is None:
         if flags["method"] is None:
@@ -227,9 +224,13 @@ def train(ctx: click.Context, **flags) -> None:
 
 
 def config_from_flags(flags: dict) -> TrainConfig:
+    from sslx.train.alexnet import ModelConfig
+    from sslx.train.config import OptimConfig, TrainConfig
+    from sslx.train.crops import CropConfig
+
     if flags["method"] is None:
         raise InputError("--method is required for a new run")
-    method = METHODS[flags["method"]]
+    method = SPECS[flags["method"]]
     if flags["shards"] is None and method.needs_shards:
         raise InputError("--shards is required for a new run")
     if flags["shards"] is not None and not method.needs_shards:
@@ -257,7 +258,7 @@ def config_from_flags(flags: dict) -> TrainConfig:
             nesterov=pick("nesterov", d.nesterov),
             lr_milestones=d.lr_milestones
             if flags["lr_milestones"] is None
-            else _milestones(flags["lr_milestones"]),
+            else parse_milestones(flags["lr_milestones"]),
             lr_gamma=pick("lr_gamma", d.lr_gamma),
         ),
         crop=CropConfig(
@@ -276,6 +277,8 @@ def config_from_flags(flags: dict) -> TrainConfig:
 
 
 def _layers(text: str) -> tuple[str, ...]:
+    from sslx.train.alexnet import CONV_LAYERS
+
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in CONV_LAYERS]
     if unknown:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from sslx.atomic import write_text_atomic
 from sslx.errors import InputError
 from sslx.train.alexnet import ModelConfig
 from sslx.train.crops import CropConfig
@@ -89,7 +90,7 @@ class RunOptions:
 
 
 def write_config(path: Path, config: TrainConfig) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def read_config(path: Path) -> TrainConfig:

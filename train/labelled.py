@@ -35,8 +35,8 @@ from torchvision.datasets import ImageFolder
 from sslx import seeds
 from sslx.errors import InputError
 from sslx.train.crops import CropConfig, decode_rgb, draw_crop
+from sslx.train.datasets import DATASETS
 
-DATASETS = ("imagefolder", "cifar10", "cifar100")
 DEFAULT_VAL_FRACTION = 0.1
 
 

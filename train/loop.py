@@ -10,44 +10,36 @@ same dropout masks) as long as the rank and loader-worker counts are the same.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sslx import seeds
-from sslx.errors import InputError
+from sslx.errors import InputError, TrainingDiverged
+from sslx.options import usable_cores
 from sslx.train import distributed
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
-from sslx.train.checkpoint import (
-    CHECKPOINT_NAME,
-    build_checkpoint,
-    load_backbone,
-    load_checkpoint,
-    save_atomic,
-)
-from sslx.train.config import RunOptions, TrainConfig, read_config, write_config
+from sslx.train.checkpoint import CHECKPOINT_NAME, load_backbone, load_checkpoint
+from sslx.train.config import RunOptions, TrainConfig, write_config
 from sslx.train.data import ShardStream, init_loader_worker, steps_per_epoch
 from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
 from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
-from sslx.train.metrics import MetricsLog
-
-CONFIG_NAME = "config.yaml"
-
-
-@dataclass
-class Progress:
-    epoch: int = 0  # the epoch in progress (= epochs completed)
-    step_in_epoch: int = 0
-    global_step: int = 0
-    finished: bool = False
+from sslx.train.metrics import Meter, MetricsLog
+from sslx.train.state import (
+    CONFIG_NAME,
+    Progress,
+    Run,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from sslx.train.stop import StopSignal
 
 
 @dataclass
@@ -56,22 +48,6 @@ class RunResult:
     stopped: str | None  # why the run stopped early ("interrupted", "max_steps"), if it did
     method: Method
     out: Path
-
-
-def prepare_run_dir(out: Path, resume: bool, config: TrainConfig | None = None) -> TrainConfig:
-    """Check the run folder and return the config to run: the stored one on resume."""
-    if resume:
-        if not (out / CHECKPOINT_NAME).exists():
-            raise InputError(f"nothing to resume: {out / CHECKPOINT_NAME} does not exist")
-        return read_config(out / CONFIG_NAME)
-    if (out / CHECKPOINT_NAME).exists():
-        raise InputError(
-            f"{out} already holds a run; add --resume to continue it, or choose another --out"
-        )
-    # A run that stopped before its first checkpoint may be restarted with the same config.
-    if (out / CONFIG_NAME).exists() and read_config(out / CONFIG_NAME) != config:
-        raise InputError(f"{out} holds a different run's config.yaml; choose another --out")
-    return config
 
 
 def build_method(config: TrainConfig, from_init: bool = True) -> Method:
@@ -109,10 +85,6 @@ def _model_text(model) -> str:
     )
 
 
-def build_optimizer(method: Method, config: TrainConfig) -> torch.optim.Optimizer:
-    return method.configure_optimizer(config.optim)
-
-
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     """Step decay per epoch at the configured milestones."""
     return torch.optim.lr_scheduler.MultiStepLR(
@@ -124,55 +96,13 @@ def default_workers(device: torch.device, world_size: int) -> int:
     """One decoder keeps up with CPU training; a GPU needs several."""
     if device.type != "cuda":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     local = max(1, torch.cuda.device_count() if world_size > 1 else 1)
-    return max(1, min(8, (cores or 2) // local - 1))
+    return max(1, min(8, usable_cores() // local - 1))
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
     """Seed of the torch RNG (dropout) at a step: resumes replay the same masks."""
     return seeds.int_seed(seed, "dropout", step, rank)
-
-
-class StopSignal:
-    """First SIGINT/SIGTERM asks the loop to stop after the current step, with a checkpoint."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous: dict = {}
-
-    def _handler(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    @contextmanager
-    def installed(self):
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handler)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        try:
-            yield self
-        finally:
-            for sig, handler in self.previous.items():
-                signal.signal(sig, handler)
-
-
-class Meter:
-    """Batch-size-weighted sums of the method's metrics between two log points."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
-        self.started = time.perf_counter()
-
-    def add(self, metrics: dict[str, torch.Tensor], n: int) -> None:
-        for k, v in metrics.items():
-            v = v.detach().float() * n
-            self.sums[k] = self.sums[k] + v if k in self.sums else v
-        self.count += n
 
 
 def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = False) -> RunResult:
@@ -184,30 +114,6 @@ def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = Fa
             return _train(config, Path(out), options, resume, device, dist, stop)
     finally:
         distributed.teardown()
-
-
-@dataclass
-class Run:
-    """Everything a run holds; the loop's small functions take it instead of 13 arguments."""
-
-    config: TrainConfig
-    options: RunOptions
-    out: Path
-    device: torch.device
-    dist: distributed.Dist
-    stop: StopSignal
-    data: ShardStream
-    method: Method
-    model: torch.nn.Module  # the method, wrapped in DDP and/or torch.compile
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    progress: Progress
-    workers: int
-    log: MetricsLog | None = None
-
-    @property
-    def layout(self) -> dict:
-        return {"world_size": self.dist.world_size, "workers": self.workers}
 
 
 def _train(config, out, options, resume, device, dist, stop) -> RunResult:
@@ -224,7 +130,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         world_size=dist.world_size,
     )
     method.check_data(data.num_samples)
-    optimizer = build_optimizer(method, config)
+    optimizer = method.configure_optimizer(config.optim)
     workers = options.workers
     run = Run(
         config, options, out, device, dist, stop, data, method, method, optimizer,
@@ -232,7 +138,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         default_workers(device, dist.world_size) if workers is None else workers,
     )  # fmt: skip
     if payload is not None:
-        _restore(run, payload)
+        restore_checkpoint(run, payload)
     elif dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / CONFIG_NAME, config)
@@ -265,59 +171,102 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
 def train_one_epoch(run: Run, draws: EpochDataset | None = None) -> str | None:
     """One pass over this rank's share of the shards (or of the method's draws for this
     epoch); returns why it stopped early, if so."""
-    config, options, progress, dist = run.config, run.options, run.progress, run.dist
-    epoch = progress.epoch
+    config, progress = run.config, run.progress
     loader, steps = _epoch_batches(run, draws)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
-        if run.device.type == "cuda" and options.amp
+        if run.device.type == "cuda" and run.options.amp
         else nullcontext()
     )
     run.model.train()
-    meter, bad, reported = Meter(), 0, set()
-    allowed_bad = config.max_bad_fraction * steps * config.optim.batch_size
-    bar = tqdm(
-        total=steps,
-        initial=progress.step_in_epoch,
-        desc=f"epoch {epoch + 1}/{config.optim.epochs}",
-        unit="step",
-        disable=not (options.progress and dist.is_main),
-        dynamic_ncols=True,
-    )
-    with bar:
+    meter = Meter()
+    bad = BadSamples(allowed=config.max_bad_fraction * steps * config.optim.batch_size)
+    with _progress_bar(run, steps) as bar:
         for batch in loader:
-            bad += batch["bad"]
-            _report_errors(batch["errors"], reported, dist)
-            if bad > allowed_bad:
-                raise InputError(
-                    f"{bad} unreadable samples in epoch {epoch + 1} on rank {dist.rank}, more "
-                    f"than --max-bad-fraction {config.max_bad_fraction} allows; first: "
-                    f"{next(iter(reported), 'see warnings above')}"
-                )
-            if batch["image"].shape[0] == 0:
-                raise InputError(f"a batch of epoch {epoch + 1} had no readable samples")
+            bad.check(batch, run)
             output = train_step(run, batch, autocast)
             meter.add({"loss": output.loss, **output.metrics}, batch["image"].shape[0])
             bar.update(1)
-
-            last = progress.step_in_epoch == steps
-            limit = options.max_steps is not None and progress.global_step >= options.max_steps
-            save = progress.global_step % options.checkpoint_every == 0 and not last
-            local_stop = run.stop.requested and not dist.enabled
-            if progress.global_step % options.log_every == 0 or last or save or limit or local_stop:
-                record, stop_all = _flush(run, meter, bad)
-                bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['img_per_s']:.0f}")
-                run.log.write(record, progress.global_step)
-                meter = Meter()
-                if stop_all or limit:
+            due = _due(run, steps)
+            if due.log:
+                stop_voted = _log_point(run, meter, bad.count, bar)
+                if stop_voted or due.max_steps:
                     save_checkpoint(run)
-                    return "interrupted" if stop_all else "max_steps"
-            if save:
+                    return "interrupted" if stop_voted else "max_steps"
+            if due.checkpoint:
                 save_checkpoint(run)
     run.log.write(
-        {"event": "epoch_end", "epoch": epoch + 1, "bad_samples": bad}, progress.global_step
+        {"event": "epoch_end", "epoch": progress.epoch + 1, "bad_samples": bad.count},
+        progress.global_step,
     )
     return None
+
+
+@dataclass
+class BadSamples:
+    """The epoch's unreadable samples: each shard or sample reported once, and their count
+    held to --max-bad-fraction of the epoch."""
+
+    allowed: float
+    count: int = 0
+    reported: set[str] = field(default_factory=set)
+
+    def check(self, batch: dict, run: Run) -> None:
+        epoch, dist = run.progress.epoch + 1, run.dist
+        self.count += batch["bad"]
+        for message in batch["errors"]:
+            key = message.split(":")[0]
+            if key not in self.reported:
+                self.reported.add(key)
+                prefix = f"[rank {dist.rank}] " if dist.enabled else ""
+                tqdm.write(f"sslx: warning: {prefix}{message}", file=sys.stderr)
+        if self.count > self.allowed:
+            raise InputError(
+                f"{self.count} unreadable samples in epoch {epoch} on rank {dist.rank}, more "
+                f"than --max-bad-fraction {run.config.max_bad_fraction} allows; first: "
+                f"{next(iter(self.reported), 'see warnings above')}"
+            )
+        if batch["image"].shape[0] == 0:
+            raise InputError(f"a batch of epoch {epoch} had no readable samples")
+
+
+def _progress_bar(run: Run, steps: int) -> tqdm:
+    return tqdm(
+        total=steps,
+        initial=run.progress.step_in_epoch,
+        desc=f"epoch {run.progress.epoch + 1}/{run.config.optim.epochs}",
+        unit="step",
+        disable=not (run.options.progress and run.dist.is_main),
+        dynamic_ncols=True,
+    )
+
+
+class Due(NamedTuple):
+    """What the step just taken is due for."""
+
+    log: bool  # a log point, which is also where the ranks vote on stopping
+    checkpoint: bool  # a periodic checkpoint (the epoch's last step gets one anyway)
+    max_steps: bool  # --max-steps reached: stop with a checkpoint
+
+
+def _due(run: Run, steps: int) -> Due:
+    progress, options = run.progress, run.options
+    last = progress.step_in_epoch == steps
+    limit = options.max_steps is not None and progress.global_step >= options.max_steps
+    save = progress.global_step % options.checkpoint_every == 0 and not last
+    local_stop = run.stop.requested and not run.dist.enabled
+    log = progress.global_step % options.log_every == 0 or last or save or limit or local_stop
+    return Due(log, save, limit)
+
+
+def _log_point(run: Run, meter: Meter, bad: int, bar: tqdm) -> bool:
+    """Write the averaged record and start a new meter; returns whether any rank asked to
+    stop (the stop vote)."""
+    record, stop_voted = _flush(run, meter, bad)
+    bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['img_per_s']:.0f}")
+    run.log.write(record, run.progress.global_step)
+    meter.reset()
+    return stop_voted
 
 
 def _epoch_batches(run: Run, draws: EpochDataset | None):
@@ -367,7 +316,8 @@ def train_step(run: Run, batch: dict, autocast) -> StepOutput:
 
 
 def _flush(run: Run, meter: Meter, bad: int) -> tuple[dict, bool]:
-    """Average the meter over ranks, check the loss is finite, agree on stopping."""
+    """Average the meter over ranks, check the loss is finite, count the stop votes (one
+    all-reduce for all three)."""
     keys = sorted(meter.sums)
     device = meter.sums[keys[0]].device if keys else torch.device("cpu")
     values = torch.stack(
@@ -378,7 +328,7 @@ def _flush(run: Run, meter: Meter, bad: int) -> tuple[dict, bool]:
     count, total_bad, stop_votes = values[-3:]
     record = {k: v / max(count, 1) for k, v in zip(keys, values, strict=False)}
     if not all(math.isfinite(v) for v in record.values()):
-        raise InputError(
+        raise TrainingDiverged(
             f"the loss became non-finite by step {run.progress.global_step}; the last good "
             "checkpoint is kept. Lower --lr or check the data"
         )
@@ -392,16 +342,6 @@ def _flush(run: Run, meter: Meter, bad: int) -> tuple[dict, bool]:
     return record, stop_votes > 0
 
 
-def _report_errors(errors: list[str], reported: set[str], dist) -> None:
-    """Each unreadable shard or sample is reported once; the rest is counted."""
-    for message in errors:
-        key = message.split(":")[0]
-        if key not in reported:
-            reported.add(key)
-            prefix = f"[rank {dist.rank}] " if dist.enabled else ""
-            tqdm.write(f"sslx: warning: {prefix}{message}", file=sys.stderr)
-
-
 def _wrap(method, device, dist, options):
     if device.type == "cuda":
         method.to(memory_format=torch.channels_last)
@@ -413,51 +353,3 @@ def _wrap(method, device, dist, options):
     if options.compile:
         model = torch.compile(model)
     return model
-
-
-def _restore(run: Run, payload: dict) -> None:
-    if payload["data"].get("fingerprint") != run.data.fingerprint:
-        where = run.config.shards or run.config.method_options.get("data_dir")
-        raise InputError(
-            f"{where} is not the dataset this run was trained on "
-            "(its config, sources, files or labels differ)"
-        )
-    backbone = {f"backbone.{k}": v for k, v in payload["backbone"].items()}
-    try:
-        run.method.load_state_dict({**backbone, **payload["heads"]})
-    except RuntimeError as e:
-        raise InputError(f"checkpoint does not fit method {run.method.name}: {e}") from None
-    run.optimizer.load_state_dict(payload["optimizer"])
-    run.scheduler.load_state_dict(payload["scheduler"])
-    run.progress = Progress(**payload["progress"])
-    if run.progress.step_in_epoch and payload.get("layout") != run.layout and run.dist.is_main:
-        tqdm.write(
-            f"sslx: warning: resuming mid-epoch with {run.layout} instead of "
-            f"{payload.get('layout')}; the rest of this epoch reads the data in a different "
-            "order than an uninterrupted run would",
-            file=sys.stderr,
-        )
-
-
-def save_checkpoint(run: Run) -> None:
-    """Write checkpoint.pt (main rank only, atomically); all ranks wait for it."""
-    if run.dist.is_main:
-        state = run.method.state_dict()
-        payload = build_checkpoint(
-            config=run.config.to_dict(),
-            model=run.config.model,
-            method=run.config.method,
-            backbone=run.method.backbone.state_dict(),
-            heads={k: v for k, v in state.items() if not k.startswith("backbone.")},
-            progress=asdict(run.progress),
-            optimizer=run.optimizer.state_dict(),
-            scheduler=run.scheduler.state_dict(),
-            layout=run.layout,
-            data={
-                "shards": str(run.config.shards),
-                "num_samples": run.data.num_samples,
-                "fingerprint": run.data.fingerprint,
-            },
-        )
-        save_atomic(payload, run.out / CHECKPOINT_NAME)
-    distributed.barrier()

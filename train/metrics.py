@@ -1,9 +1,35 @@
-"""Run logging: `metrics.jsonl` (one JSON object per line) plus TensorBoard events."""
+"""Run logging: `metrics.jsonl` (one JSON object per line) plus TensorBoard events, and
+the meter that averages a method's metrics between two log points."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sslx.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Meter:
+    """Batch-size-weighted sums of the method's metrics between two log points."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.started = time.perf_counter()
+
+    def add(self, metrics: dict[str, torch.Tensor], n: int) -> None:
+        for k, v in metrics.items():
+            v = v.detach().float() * n
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.count += n
 
 
 class MetricsLog:
@@ -22,7 +48,7 @@ class MetricsLog:
                 for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= resume_step
             ]
-            self.path.write_text("".join(f"{line}\n" for line in kept))
+            write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
         elif self.path.exists():
             self.path.unlink()
         from torch.utils.tensorboard import SummaryWriter

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from sslx.probe.command import random_network
 from sslx.probe.features import FrozenTrunk, epoch_batches, extract_features
+from sslx.probe.networks import random_network
 from sslx.probe.run import ProbeConfig, ProbeOptions, probe_network
 from sslx.train.labelled import load_labelled
 

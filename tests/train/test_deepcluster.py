@@ -11,7 +11,7 @@ from sslx.train.checkpoint import load_checkpoint
 from sslx.train.config import OptimConfig, RunOptions, TrainConfig
 from sslx.train.crops import CropConfig
 from sslx.train.indexed import EpochDataset, ShardIndex, rank_batches
-from sslx.train.loop import build_optimizer, train
+from sslx.train.loop import train
 from sslx.train.methods.deepcluster import DeepCluster, clusters_path, uniform_label_draws
 
 FAST_MODEL = ModelConfig(input_size=64, conv1_stride=4, classifier_width=32, sobel=True)
@@ -84,7 +84,7 @@ def test_head_is_reset_each_epoch_and_trained_without_momentum():
     assert torch.equal(method.head.weight, first) and not method.head.bias.any()
     method.reset_head(seed=0, epoch=4)
     assert not torch.equal(method.head.weight, first)
-    optimizer = build_optimizer(method, _config("unused"))
+    optimizer = method.configure_optimizer(_config("unused").optim)
     images = torch.randint(0, 255, (4, 3, 64, 64), dtype=torch.uint8)
     method(images, {"label": torch.tensor([0, 1, 2, 3])}).loss.backward()
     optimizer.step()

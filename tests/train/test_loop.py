@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,3 +167,23 @@ def test_existing_run_needs_resume_and_resume_keeps_its_config(shards, tmp_path,
         main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--quiet"]) == 0
     )
     assert load_checkpoint(tmp_path / "run")["progress"]["epoch"] == 2
+
+
+def test_a_diverging_loss_is_one_line_and_exit_3_keeping_the_last_checkpoint(
+    shards, tmp_path, capsys
+):
+    from sslx.cli import main
+
+    run = tmp_path / "run"
+    # A learning rate this large overflows the weights within a few steps.
+    args = ["train", "--shards", str(shards), "--method", "rotnet", "--size", "64",
+            "--conv1-stride", "4", "--classifier-width", "16", "--batch-size", "16",
+            "--lr", "1e30", "--log-every", "1", "--checkpoint-every", "1", "--out", str(run),
+            "--quiet", "--workers", "0"]  # fmt: skip
+    assert main(args) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    match = re.fullmatch(r"sslx: error: the loss became non-finite by step (\d+); .*", err)
+    assert match, err
+    # The step that diverged was not checkpointed; the one before it was.
+    assert load_checkpoint(run)["progress"]["global_step"] == int(match[1]) - 1

@@ -16,8 +16,10 @@ A method owns its heads and its loss. The training loop only ever calls:
 - `method.make_data()`: a method that reads no shards (`needs_shards = False`, the
   supervised reference) gives its own dataset here.
 
-Optimiser and schedule defaults come from each method's paper (`OptimDefaults`); every
-one of them can be overridden from the command line.
+A method's name, optimiser and schedule defaults (from its paper) and own options live
+in its torch-free `MethodSpec` (`specs.py`), so `sslx train --help` needs no torch; the
+class names its spec (`spec = ROTNET`) and takes them from there. Every default can be
+overridden from the command line.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import nn
 
 from sslx.train.alexnet import AlexNet
 from sslx.train.indexed import EpochDataset
+from sslx.train.methods.specs import MethodOption, MethodSpec, OptimDefaults
 
 if TYPE_CHECKING:
     from sslx.train.config import OptimConfig, TrainConfig
@@ -39,34 +42,6 @@ if TYPE_CHECKING:
 class StepOutput(NamedTuple):
     loss: torch.Tensor
     metrics: dict[str, torch.Tensor]  # detached scalars, averaged over batches when logged
-
-
-@dataclass(frozen=True)
-class OptimDefaults:
-    """Paper defaults for a method: optimiser settings and step decay of the learning rate.
-
-    `momentum` is SGD's momentum, or Adam's beta1 for methods that use Adam.
-    """
-
-    batch_size: int
-    epochs: int
-    lr: float
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    nesterov: bool = False
-    lr_milestones: tuple[int, ...] = ()
-    lr_gamma: float = 0.1
-    sobel: bool = False
-    reference: str = ""
-
-
-@dataclass(frozen=True)
-class MethodOption:
-    """A method-specific command-line option (`--name`), stored in the run config."""
-
-    default: Any
-    help: str
-    type: type = int
 
 
 @dataclass
@@ -85,10 +60,19 @@ class EpochContext:
 
 
 class Method(nn.Module):
+    spec: ClassVar[MethodSpec]
+    # Copied from `spec` by every subclass that sets one (a subclass may rename itself).
     name: ClassVar[str]
     defaults: ClassVar[OptimDefaults]
     options: ClassVar[dict[str, MethodOption]] = {}
     needs_shards: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            spec = cls.spec
+            cls.name, cls.defaults, cls.needs_shards = spec.name, spec.defaults, spec.needs_shards
+            cls.options = dict(spec.options)
 
     def __init__(self, backbone: AlexNet, options: dict[str, Any]) -> None:
         super().__init__()

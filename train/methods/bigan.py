@@ -28,13 +28,12 @@ from sslx.train.alexnet import AlexNet
 from sslx.train.methods.base import (
     EpochContext,
     Method,
-    MethodOption,
-    OptimDefaults,
     StepOutput,
     register,
 )
 from sslx.train.methods.bigan_nets import Generator, JointDiscriminator, stride2_steps
 from sslx.train.methods.bigan_pictures import first_patches, save_png, to_grid
+from sslx.train.methods.specs import BIGAN
 
 if TYPE_CHECKING:
     from sslx.train.config import OptimConfig
@@ -78,28 +77,9 @@ def discriminator_metrics(
 
 @register
 class BiGAN(Method):
-    """BiGAN: a joint discriminator on (x, E(x)) and (G(z), z) trains the encoder E."""
+    """The BiGAN plug-in; its name, defaults and options are `specs.BIGAN`."""
 
-    name = "bigan"
-    # The reference's full-ImageNet run: Adam (beta1 0.5, the reference's --momentum),
-    # lr 2e-4, L2 weight decay 2.5e-5 except on BatchNorm gains, batch 128, 50 epochs at
-    # constant lr, then 50 epochs of exponential decay to 1% (per-epoch milestones).
-    defaults = OptimDefaults(
-        batch_size=128,
-        epochs=100,
-        lr=2e-4,
-        momentum=0.5,
-        weight_decay=2.5e-5,
-        nesterov=False,
-        lr_milestones=tuple(range(50, 100)),
-        lr_gamma=0.01 ** (1 / 50),
-        reference="jeffdonahue/bigan README.md (ImageNet, 1000 classes) and train_gan.py",
-    )
-    options = {  # noqa: RUF012  (a ClassVar in the base class)
-        "latent_dim": MethodOption(200, "Dimensions of z (uniform on [-1, 1])."),
-        "gan_size": MethodOption(64, "Side of G's images and D's input; E sees --size."),
-        "gan_width": MethodOption(64, "Base channel count of G and D (the reference's 64)."),
-    }
+    spec = BIGAN
 
     def __init__(self, backbone: AlexNet, options: dict) -> None:
         super().__init__(backbone, options)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
+from sslx.atomic import atomic_write
 from sslx.train.crops import draw_crop
 
 
@@ -22,11 +22,10 @@ def to_grid(images: torch.Tensor, nrow: int = 8) -> np.ndarray:
 
 
 def save_png(grid: np.ndarray, path: Path) -> None:
-    """Write a PNG via a temporary file, so an interrupted run never leaves half a picture."""
+    """Write a PNG atomically, so an interrupted run never leaves half a picture."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(grid).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        Image.fromarray(grid).save(f, format="PNG")
 
 
 def first_patches(shard: str | Path, n: int, patch_size: int, size: int) -> torch.Tensor | None:

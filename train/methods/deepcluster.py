@@ -29,20 +29,20 @@ import torch
 from torch import nn
 
 from sslx import seeds
+from sslx.atomic import atomic_write
 from sslx.errors import InputError
 from sslx.train import distributed
 from sslx.train.alexnet import AlexNet
-from sslx.train.clustering import BACKENDS, cluster, cluster_sizes
+from sslx.train.clustering import BACKENDS, cluster
 from sslx.train.indexed import EpochDataset, ShardIndex, epoch_loader
 from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import (
     EpochContext,
     Method,
-    MethodOption,
-    OptimDefaults,
     StepOutput,
     register,
 )
+from sslx.train.methods.specs import DEEPCLUSTER
 
 CLUSTERS_DIR = "clusters"
 
@@ -78,28 +78,9 @@ def suggested_clusters(num_samples: int) -> int:
 
 @register
 class DeepCluster(Method):
-    """DeepCluster: classify k-means clusters of the network's own features, every epoch."""
+    """The DeepCluster plug-in; its name, defaults and options are `specs.DEEPCLUSTER`."""
 
-    name = "deepcluster"
-    # facebookresearch/deepcluster main.py + main.sh: lr 0.05, weight decay 10^-5,
-    # momentum 0.9, batch 256, k = 10000, Sobel, constant lr. main.py's default is 200
-    # epochs; the paper trains AlexNet for 500.
-    defaults = OptimDefaults(
-        batch_size=256,
-        epochs=200,
-        lr=0.05,
-        momentum=0.9,
-        weight_decay=1e-5,
-        sobel=True,
-        reference="facebookresearch/deepcluster main.py, main.sh",
-    )
-    options = {  # noqa: RUF012  (class-level registry of options, as in the base)
-        "clusters": MethodOption(10000, "k, the number of k-means clusters."),
-        "pca_dim": MethodOption(256, "PCA-whitening dimension before k-means."),
-        "kmeans_iterations": MethodOption(20, "k-means iterations per epoch."),
-        "kmeans_backend": MethodOption("auto", "k-means on faiss, torch or auto.", str),
-        "pca_fit_rows": MethodOption(0, "Fit the PCA on this many random samples (0: all)."),
-    }
+    spec = DEEPCLUSTER
 
     def __init__(self, backbone: AlexNet, options: dict) -> None:
         super().__init__(backbone, options)
@@ -223,14 +204,13 @@ class DeepCluster(Method):
         from sklearn.metrics import normalized_mutual_info_score
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npy")
-        np.save(tmp, result.assignments.astype(np.int32))
-        tmp.replace(path)
+        with atomic_write(path, "wb") as f:
+            np.save(f, result.assignments.astype(np.int32))
         previous = clusters_path(ctx.out, ctx.epoch - 1)
         nmi = None
         if ctx.epoch > 0 and previous.exists():
             nmi = float(normalized_mutual_info_score(np.load(previous), result.assignments))
-        sizes = cluster_sizes(result.assignments, self.k)
+        sizes = np.bincount(result.assignments, minlength=self.k)
         filled = sizes[sizes > 0]
         record = {
             "event": "clustering",

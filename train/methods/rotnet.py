@@ -6,26 +6,28 @@ import torch
 from torch import nn
 
 from sslx.train.alexnet import AlexNet
-from sslx.train.losses import accuracy, cross_entropy, rotate_batch
-from sslx.train.methods.base import Method, OptimDefaults, StepOutput, register
+from sslx.train.losses import accuracy, cross_entropy
+from sslx.train.methods.base import Method, StepOutput, register
+from sslx.train.methods.specs import ROTNET
+
+
+def rotate_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image in all 4 rotations (0, 90, 180, 270 degrees counter-clockwise).
+
+    Returns the 4N images, grouped by rotation, and labels 0-3 (rotation / 90 degrees),
+    as in Gidaris et al. (2018).
+    """
+    n = images.shape[0]
+    rotated = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)])
+    labels = torch.arange(4, device=images.device).repeat_interleave(n)
+    return rotated, labels
 
 
 @register
 class RotNet(Method):
-    name = "rotnet"
-    # The reference ImageNet AlexNet config: 192 images (x4 rotations) per batch, SGD
-    # with Nesterov momentum, lr 0.1 divided by 10 at epochs 15, 30 and 45, 50 epochs.
-    defaults = OptimDefaults(
-        batch_size=192,
-        epochs=50,
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=5e-4,
-        nesterov=True,
-        lr_milestones=(15, 30, 45),
-        lr_gamma=0.1,
-        reference="gidariss/FeatureLearningRotNet config/ImageNet_RotNet_AlexNet.py",
-    )
+    """The RotNet plug-in; its name and defaults are `specs.ROTNET`."""
+
+    spec = ROTNET
 
     def __init__(self, backbone: AlexNet, options: dict) -> None:
         super().__init__(backbone, options)

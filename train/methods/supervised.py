@@ -19,41 +19,17 @@ from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import (
     EpochContext,
     Method,
-    MethodOption,
-    OptimDefaults,
     StepOutput,
     register,
 )
+from sslx.train.methods.specs import SUPERVISED
 
 
 @register
 class Supervised(Method):
-    """Full supervision: AlexNet + fc8 trained with labels on an ImageFolder or CIFAR."""
+    """The supervised plug-in; its name, defaults and options are `specs.SUPERVISED`."""
 
-    name = "supervised"
-    needs_shards = False
-    # torchvision's reference recipe for AlexNet on ImageNet (references/classification):
-    # SGD, lr 0.01, momentum 0.9, weight decay 1e-4, 90 epochs, lr ÷10 every 30 epochs.
-    # Its batch is 8 GPUs x 32 = 256.
-    defaults = OptimDefaults(
-        batch_size=256,
-        epochs=90,
-        lr=0.01,
-        momentum=0.9,
-        weight_decay=1e-4,
-        lr_milestones=(30, 60),
-        lr_gamma=0.1,
-        reference="pytorch/vision references/classification (alexnet)",
-    )
-    options = {  # noqa: RUF012  (a ClassVar in the base class)
-        "dataset": MethodOption("imagefolder", "imagefolder, cifar10 or cifar100.", str),
-        "data_dir": MethodOption("", "The labelled training data (as for sslx probe).", str),
-        "val_dir": MethodOption("", "A separate validation tree; none is held out then.", str),
-        "val_fraction": MethodOption(
-            0.1, "Fraction of each class held out (never trained on), as in sslx probe.", float
-        ),
-        "split_seed": MethodOption(0, "Seed of the held-out split (match sslx probe's).", int),
-    }
+    spec = SUPERVISED
 
     def __init__(self, backbone: AlexNet, options: dict) -> None:
         super().__init__(backbone, options)

@@ -1,0 +1,5 @@
+from sslx.train import datasets, labelled
+
+
+def test_the_help_names_the_datasets_the_reader_knows():
+    assert set(datasets.DATASETS) == {"imagefolder", *labelled.CIFAR}

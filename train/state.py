@@ -1,0 +1,122 @@
+"""A training run's state and its folder: what the loop holds, what a checkpoint saves and
+restores, and the checks on `--out` before a run starts."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from sslx.errors import InputError
+from sslx.train import distributed
+from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint, save_atomic
+from sslx.train.config import RunOptions, TrainConfig, read_config
+
+if TYPE_CHECKING:
+    import torch
+
+    from sslx.train.methods import Method
+    from sslx.train.metrics import MetricsLog
+    from sslx.train.stop import StopSignal
+
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # the epoch in progress (= epochs completed)
+    step_in_epoch: int = 0
+    global_step: int = 0
+    finished: bool = False
+
+
+def prepare_run_dir(out: Path, resume: bool, config: TrainConfig | None = None) -> TrainConfig:
+    """Check the run folder and return the config to run: the stored one on resume."""
+    if resume:
+        if not (out / CHECKPOINT_NAME).exists():
+            raise InputError(f"nothing to resume: {out / CHECKPOINT_NAME} does not exist")
+        return read_config(out / CONFIG_NAME)
+    if (out / CHECKPOINT_NAME).exists():
+        raise InputError(
+            f"{out} already holds a run; add --resume to continue it, or choose another --out"
+        )
+    # A run that stopped before its first checkpoint may be restarted with the same config.
+    if (out / CONFIG_NAME).exists() and read_config(out / CONFIG_NAME) != config:
+        raise InputError(f"{out} holds a different run's config.yaml; choose another --out")
+    return config
+
+
+@dataclass
+class Run:
+    """Everything a run holds; the loop's small functions take it instead of 13 arguments."""
+
+    config: TrainConfig
+    options: RunOptions
+    out: Path
+    device: torch.device
+    dist: distributed.Dist
+    stop: StopSignal
+    data: Any  # the ShardStream, or a method's own data (`Method.make_data`)
+    method: Method
+    model: torch.nn.Module  # the method, wrapped in DDP and/or torch.compile
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    progress: Progress
+    workers: int
+    log: MetricsLog | None = None
+
+    @property
+    def layout(self) -> dict:
+        return {"world_size": self.dist.world_size, "workers": self.workers}
+
+
+def restore_checkpoint(run: Run, payload: dict) -> None:
+    """Put a checkpoint's weights, optimiser, schedule and progress into a new run."""
+    if payload["data"].get("fingerprint") != run.data.fingerprint:
+        where = run.config.shards or run.config.method_options.get("data_dir")
+        raise InputError(
+            f"{where} is not the dataset this run was trained on "
+            "(its config, sources, files or labels differ)"
+        )
+    backbone = {f"backbone.{k}": v for k, v in payload["backbone"].items()}
+    try:
+        run.method.load_state_dict({**backbone, **payload["heads"]})
+    except RuntimeError as e:
+        raise InputError(f"checkpoint does not fit method {run.method.name}: {e}") from None
+    run.optimizer.load_state_dict(payload["optimizer"])
+    run.scheduler.load_state_dict(payload["scheduler"])
+    run.progress = Progress(**payload["progress"])
+    if run.progress.step_in_epoch and payload.get("layout") != run.layout and run.dist.is_main:
+        tqdm.write(
+            f"sslx: warning: resuming mid-epoch with {run.layout} instead of "
+            f"{payload.get('layout')}; the rest of this epoch reads the data in a different "
+            "order than an uninterrupted run would",
+            file=sys.stderr,
+        )
+
+
+def save_checkpoint(run: Run) -> None:
+    """Write checkpoint.pt (main rank only, atomically); all ranks wait for it."""
+    if run.dist.is_main:
+        state = run.method.state_dict()
+        payload = build_checkpoint(
+            config=run.config.to_dict(),
+            model=run.config.model,
+            method=run.config.method,
+            backbone=run.method.backbone.state_dict(),
+            heads={k: v for k, v in state.items() if not k.startswith("backbone.")},
+            progress=asdict(run.progress),
+            optimizer=run.optimizer.state_dict(),
+            scheduler=run.scheduler.state_dict(),
+            layout=run.layout,
+            data={
+                "shards": str(run.config.shards),
+                "num_samples": run.data.num_samples,
+                "fingerprint": run.data.fingerprint,
+            },
+        )
+        save_atomic(payload, run.out / CHECKPOINT_NAME)
+    distributed.barrier()
