@@ -8,7 +8,7 @@ import click
 import torch
 
 from sslx import seeds
-from sslx.errors import InputError
+from sslx.errors import InputError, check_out_apart, check_range
 from sslx.probe.heads import parse_layers
 from sslx.probe.report import dims_line, write_report
 from sslx.probe.run import Network, ProbeConfig, ProbeOptions, ProbeResult, _slug, probe_network
@@ -192,6 +192,11 @@ def _unique_names(networks: list[Network]) -> list[Network]:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def probe(**flags) -> None:
     """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer)."""
+    seeds.check_seed(flags["seed"])
+    seeds.check_seed(flags["split_seed"], "--split-seed")
+    check_range(flags["workers"], "--workers", 0)
+    inputs = [("--data-dir", flags["data_dir"]), ("--val-dir", flags["val_dir"])]
+    check_out_apart(flags["out"], inputs)
     layers = parse_layers(flags["layers"])
     networks = _networks(flags)
     data = load_labelled(
@@ -202,6 +207,8 @@ def probe(**flags) -> None:
         split_seed=flags["split_seed"],
         download=flags["download"],
     )
+    if len(data.classes) < 2:  # one class: every probe scores 100%, a meaningless number
+        raise InputError(f"{flags['data_dir']} has {len(data.classes)} class(es); a probe needs 2+")
     crop_ratio = flags["crop_ratio"]
     if crop_ratio is None:
         crop_ratio = 1.0 if flags["dataset"] in CIFAR else 0.875
@@ -225,7 +232,7 @@ def probe(**flags) -> None:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     options = ProbeOptions(
-        workers=max(0, flags["workers"]),
+        workers=flags["workers"],
         device=device,
         cache_dir=flags["cache_dir"],
         progress=not flags["quiet"],

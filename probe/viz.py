@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
+from sslx.errors import InputError, check_range
 from sslx.train.alexnet import AlexNet
+
+MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more than a screen
 
 
 def sobel_equivalent(weight: torch.Tensor, sobel: torch.Tensor) -> torch.Tensor:
@@ -60,9 +63,13 @@ def filters(checkpoint: Path, out: Path, columns: int, zoom: int) -> None:
     """Save the conv1 filters of CHECKPOINT as an image grid."""
     from sslx.probe.command import checkpoint_network
 
+    if out.suffix.lower() != ".png":
+        raise InputError(f"--out must be a .png file (got {out.name})")
+    check_range(columns, "--columns", 1, 1024)
+    check_range(zoom, "--zoom", 1, MAX_ZOOM)
     net = checkpoint_network(checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid = filter_grid(conv1_filters(net.model), max(1, columns), max(1, zoom))
+    grid = filter_grid(conv1_filters(net.model), columns, zoom)
     tmp = out.with_name(f".{out.name}.tmp.png")
     save_image(grid, tmp)
     tmp.replace(out)
