@@ -432,6 +432,8 @@ def _restore(run: Run, payload: dict) -> None:
     run.optimizer.load_state_dict(payload["optimizer"])
     run.scheduler.load_state_dict(payload["scheduler"])
     run.progress = Progress(**payload["progress"])
+    p = run.progress
+    run.method.check_resume(run.out, p.epoch, p.step_in_epoch, run.data.num_samples)
     moved = _order(payload.get("layout")) != _order(run.layout)
     if run.progress.step_in_epoch and moved and run.dist.is_main:
         tqdm.write(

@@ -153,6 +153,11 @@ class DeepCluster(Method):
         self.head.weight.copy_(torch.empty(self.head.weight.shape).normal_(0, 0.01, generator=g))
         self.head.bias.zero_()
 
+    def check_resume(self, out: Path, epoch: int, step_in_epoch: int, num_samples: int) -> None:
+        path = clusters_path(out, epoch)
+        if step_in_epoch > 0 and path.exists():
+            load_clusters(path, num_samples, self.k)
+
     def on_epoch_start(self, ctx: EpochContext) -> None:
         if self._shards is None:
             self._shards = ShardIndex(ctx.config.shards)
