@@ -99,3 +99,17 @@ def test_full_disk_is_one_line_and_leaves_no_partial_shard(tmp_path, capsys, mon
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert f"cannot write {out / shards.shard_name(0)}: No space left on device" in err, err
     assert sorted(p.name for p in out.iterdir()) == [shards.CONFIG_NAME]  # no shard, no temp
+
+
+def test_a_stray_eof_error_is_an_error_not_an_interrupt(tmp_path, capsys, monkeypatch):
+    """click turns EOFError into Abort; only a real Ctrl-C is "interrupted" (exit 130)."""
+
+    def truncated(*args, **kwargs):
+        raise EOFError("Ran out of input")
+
+    monkeypatch.setattr("sslx.datagen.pipeline.load_sources", truncated)
+    code = main(["generate", "--n", "10", "--size", "32", "--workers", "1", "--quiet",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("sslx: error: a file ended early"), err
+    assert "interrupted" not in err and len(err.splitlines()) == 1
