@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import ClassVar
 
 import click
 
-from sslx.errors import InputError, TrainingDiverged
+from sslx.errors import InputError, TrainingDiverged, check_out_apart, first_line
 from sslx.options import out_option, quiet_option, seed_option, usable_cores, workers_option
 
 
@@ -140,7 +141,10 @@ def generate(
     from sslx.datagen import AugmentConfig, GenerateConfig, generate
     from sslx.datagen.shards import parse_part
     from sslx.datagen.sources import default_image
+    from sslx.seeds import check_seed
 
+    check_seed(seed)
+    check_out_apart(out, [("--image", image) for image in images if Path(image).is_dir()])
     augment = AugmentConfig.from_preset(
         preset, scale=scale, rotation=rotation, flip=flip, color=color, **strengths
     )
@@ -199,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.Abort:
+    except OSError as e:  # a read-only, full or missing place: the user's to fix
+        click.echo(f"sslx: error: {_os_error_text(e)}", err=True)
+        return InputError.exit_code
+    except click.Abort as e:
+        if isinstance(e.__cause__, EOFError):  # click turns EOFError into Abort: a file ended
+            click.echo(f"sslx: error: a file ended early (truncated?): {e.__cause__}", err=True)
+            return InputError.exit_code
         click.echo("sslx: interrupted", err=True)
         return 130
     except KeyboardInterrupt:
@@ -209,6 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     return code if isinstance(code, int) else 0
+
+
+def _os_error_text(e: OSError) -> str:
+    path = e.filename if e.filename is not None else "a file"
+    reason = e.strerror or first_line(e)
+    if e.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM):
+        return f"cannot write {path}: {reason}"
+    return f"{path}: {reason}"
 
 
 if __name__ == "__main__":

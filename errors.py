@@ -1,8 +1,13 @@
-"""The exceptions the CLI turns into one line on stderr and an exit code.
+"""The exceptions the CLI turns into one line on stderr and an exit code, and the checks
+that every command shares (torch-free, so `sslx generate` can use them).
 
 Exit codes of `sslx`: 0 done, 2 bad input (`InputError`, and click's usage errors),
 3 training diverged (`TrainingDiverged`), 130 interrupted (Ctrl-C or SIGTERM).
 """
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class InputError(Exception):
@@ -22,3 +27,32 @@ class TrainingDiverged(Exception):
     last good checkpoint is kept."""
 
     exit_code = 3
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's text (YAML, torch and numpy errors
+    span several lines), or its type name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def check_out_apart(out: Path, inputs: list[tuple[str, Path | str | None]]) -> None:
+    """Refuse an output folder that is, is inside, or contains an input folder: writing
+    results into the data (or data into the results) corrupts both."""
+    target = Path(out).expanduser().resolve()
+    for flag, path in inputs:
+        if path is None or str(path) == "":
+            continue
+        source = Path(path).expanduser().resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise InputError(
+                f"--out {out} overlaps the input {flag} {path}; choose an --out outside it"
+            )
+
+
+def check_range(value: int, flag: str, low: int, high: int | None = None) -> int:
+    """An integer option within [low, high] (high None: no upper bound)."""
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise InputError(f"{flag} must be {bound} (got {value})")
+    return value

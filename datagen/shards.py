@@ -101,13 +101,18 @@ def write_shard(
     with its final name is always complete."""
     final = out / shard_name(shard)
     count = 0
-    with atomic_write(final, "wb") as raw:
-        hashing = _HashingFile(raw)
-        with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-            for key, jpg, meta in samples:
-                _add_member(tar, f"{key}.jpg", jpg)
-                _add_member(tar, f"{key}.json", meta)
-                count += 1
+    try:
+        with atomic_write(final, "wb") as raw:
+            hashing = _HashingFile(raw)
+            with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+                for key, jpg, meta in samples:
+                    _add_member(tar, f"{key}.jpg", jpg)
+                    _add_member(tar, f"{key}.json", meta)
+                    count += 1
+    except OSError as e:
+        if e.filename is None:  # a failed write names no file: name the shard
+            raise OSError(e.errno, e.strerror, str(final)) from e
+        raise
     return ShardRecord(final.name, first_index, count, hashing.sha256.hexdigest(), hashing.bytes)
 
 
@@ -218,9 +223,69 @@ def read_manifest(folder: str | Path) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{path} is unreadable: {e}") from None
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or manifest.get("format_version") != FORMAT_VERSION
+    ):
         raise InputError(f"{path} is not an sslx shard manifest of version {FORMAT_VERSION}")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise InputError(f"{path} is damaged: {problem}")
     return manifest
+
+
+def _is_int(value, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with the fields readers rely on, or None."""
+    if not _is_int(manifest.get("num_samples")):
+        return "num_samples is not a non-negative integer"
+    config = manifest.get("config")
+    if not isinstance(config, dict) or not _is_int(config.get("size"), 1):
+        return "config.size is not a positive integer"
+    if not isinstance(manifest.get("sources"), list):
+        return "sources is not a list"
+    shards = manifest.get("shards")
+    if not isinstance(shards, list):
+        return "shards is not a list"
+    for i, entry in enumerate(shards):
+        ok = isinstance(entry, dict) and isinstance(entry.get("name"), str)
+        ok = ok and "/" not in entry["name"] and isinstance(entry.get("sha256"), str)
+        ok = ok and all(_is_int(entry.get(k)) for k in ("first_index", "num_samples", "bytes"))
+        if not ok:
+            return f"shards[{i}] lacks a name, first_index, num_samples, sha256 or bytes"
+    if sum(entry["num_samples"] for entry in shards) != manifest["num_samples"]:
+        return "num_samples is not the sum of the shards' num_samples"
+    return None
+
+
+def check_shard_files(folder: str | Path, manifest: dict, verify: bool = False) -> None:
+    """Every shard exists with the manifest's size (fast); with `verify` its sha256 too."""
+    folder = Path(folder)
+    bad = []
+    for entry in manifest["shards"]:
+        path = folder / entry["name"]
+        try:
+            ok = path.stat().st_size == entry["bytes"]
+        except OSError:
+            ok = False
+        if ok and verify:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    digest.update(chunk)
+            ok = digest.hexdigest() == entry["sha256"]
+        if not ok:
+            bad.append(entry["name"])
+    if bad:
+        what = "missing, truncated or changed" if verify else "missing or of the wrong size"
+        raise InputError(
+            f"{len(bad)} of {len(manifest['shards'])} shard(s) in {folder} are {what}, "
+            f"the first {bad[0]}; regenerate them (delete them and rerun sslx generate)"
+        )
 
 
 def remove_stale_temporaries(out: Path) -> None:

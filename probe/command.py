@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from sslx.errors import InputError
+from sslx import seeds
+from sslx.errors import InputError, check_out_apart, check_range
 from sslx.options import (
     device_option,
     out_option,
@@ -21,6 +22,8 @@ from sslx.options import (
     workers_option,
 )
 from sslx.train.datasets import DATASETS
+
+MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more than a screen
 
 
 @click.command()
@@ -138,6 +141,12 @@ from sslx.train.datasets import DATASETS
 @quiet_option("No progress bars.")
 def probe(**flags) -> None:
     """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer)."""
+    seeds.check_seed(flags["seed"])
+    seeds.check_seed(flags["split_seed"], "--split-seed")
+    check_range(flags["workers"], "--workers", 0)
+    inputs = [("--data-dir", flags["data_dir"]), ("--val-dir", flags["val_dir"])]
+    check_out_apart(flags["out"], inputs)
+
     import torch
 
     from sslx.probe.heads import parse_layers
@@ -155,6 +164,8 @@ def probe(**flags) -> None:
         split_seed=flags["split_seed"],
         download=flags["download"],
     )
+    if len(data.classes) < 2:  # one class: every probe scores 100%, a meaningless number
+        raise InputError(f"{flags['data_dir']} has {len(data.classes)} class(es); a probe needs 2+")
     crop_ratio = flags["crop_ratio"]
     if crop_ratio is None:
         crop_ratio = 1.0 if flags["dataset"] in CIFAR else 0.875
@@ -178,7 +189,7 @@ def probe(**flags) -> None:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     options = ProbeOptions(
-        workers=max(0, flags["workers"]),
+        workers=flags["workers"],
         device=device,
         cache_dir=flags["cache_dir"],
         progress=not flags["quiet"],
@@ -236,6 +247,10 @@ def filters(checkpoint: Path, out: Path, columns: int, zoom: int) -> None:
     from sslx.probe.networks import checkpoint_network
     from sslx.probe.viz import save_filters
 
+    if out.suffix.lower() != ".png":
+        raise InputError(f"--out must be a .png file (got {out.name})")
+    check_range(columns, "--columns", 1, 1024)
+    check_range(zoom, "--zoom", 1, MAX_ZOOM)
     net = checkpoint_network(checkpoint)
-    width, height = save_filters(net.model, out, max(1, columns), max(1, zoom))
+    width, height = save_filters(net.model, out, columns, zoom)
     click.echo(f"wrote {out} ({width}x{height} px)", err=True)

@@ -7,7 +7,10 @@ cannot tell them apart except through augmentation and float16 rounding.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,18 +106,64 @@ def _memmap(path: Path, rows: int, dim: int, mode: str) -> np.memmap:
     return np.memmap(path, dtype=np.float16, mode=mode, shape=(rows, dim))
 
 
+def _fingerprint(path: Path) -> dict:
+    """Size and a hash of the first and last MiB: catches truncation, zero-filling and
+    most overwrites without reading a 100 GB cache."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return {"bytes": size, "ends_sha256": digest.hexdigest()}
+
+
+def _cache_files(cache_dir: Path, name: str, key: dict) -> dict[str, Path]:
+    files = {layer: cache_dir / f"{name}-{layer}.f16" for layer in key["dims"]}
+    return {**files, "labels": cache_dir / f"{name}-labels.pt"}
+
+
 def _open_cache(cache_dir: Path, name: str, key: dict) -> FeatureCache | None:
-    """A complete cache written earlier for the same network and data, or None."""
+    """A complete, undamaged cache written earlier for the same network and data, or None
+    (a damaged one is reported and rebuilt, never used)."""
     marker = cache_dir / f"{name}.json"
-    if not marker.is_file() or json.loads(marker.read_text()) != key:
+    if not marker.is_file():
         return None
+    try:
+        stored = json.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return _damaged(marker, "its marker is unreadable")
+    if not isinstance(stored, dict) or stored.get("key") != key:
+        return None  # another network, data or version of the cache: rebuild quietly
     rows = key["n"] * key["crops"]
-    features = {
-        layer: torch.from_numpy(_memmap(cache_dir / f"{name}-{layer}.f16", rows, dim, "r+"))
-        for layer, dim in key["dims"].items()
-    }
-    labels = torch.load(cache_dir / f"{name}-labels.pt", weights_only=True)
+    files = _cache_files(cache_dir, name, key)
+    for part, path in files.items():
+        expected = stored.get("files", {}).get(part)
+        if not path.is_file():
+            return _damaged(path, "missing")
+        if part != "labels" and path.stat().st_size != rows * key["dims"][part] * 2:
+            return _damaged(path, "wrong size")
+        if _fingerprint(path) != expected:
+            return _damaged(path, "changed since it was written")
+    try:
+        labels = torch.load(files["labels"], weights_only=True)
+    except Exception:  # torch raises many types (EOFError, UnpicklingError, ...) for damage
+        return _damaged(files["labels"], "unreadable")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (key["n"],):
+        return _damaged(files["labels"], "wrong shape")
+    with warnings.catch_warnings():  # read-only maps: torch warns that they are not writable
+        warnings.simplefilter("ignore", UserWarning)
+        features = {
+            layer: torch.from_numpy(_memmap(files[layer], rows, dim, "r"))
+            for layer, dim in key["dims"].items()
+        }
     return FeatureCache(features, labels, key["crops"])
+
+
+def _damaged(path: Path, reason: str) -> None:
+    print(f"sslx: warning: feature cache {path} is damaged ({reason}); rebuilding it",
+          file=sys.stderr)  # fmt: skip
+    return None
 
 
 def extract_features(
@@ -169,5 +218,6 @@ def extract_features(
             m.flush()  # on disk before the marker that says the cache is complete
         with atomic_write(cache_dir / f"{name}-labels.pt", "wb") as f:
             torch.save(labels, f)
-        write_text_atomic(cache_dir / f"{name}.json", json.dumps(key))
+        files = {p: _fingerprint(f) for p, f in _cache_files(cache_dir, name, key).items()}
+        write_text_atomic(cache_dir / f"{name}.json", json.dumps({"key": key, "files": files}))
     return FeatureCache(features, labels, crops)

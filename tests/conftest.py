@@ -3,8 +3,11 @@ labelled datasets (a class-per-folder tree and torchvision's CIFAR pickles)."""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import pickle
+import re
 from pathlib import Path
 
 import cv2
@@ -94,3 +97,80 @@ def image_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cifar_root(tmp_path_factory) -> Path:
     return make_cifar10(tmp_path_factory.mktemp("cifar"))
+
+
+# --- bad input (issue 15): every table of bad inputs runs through this one check ---
+
+ERROR_LINE = re.compile(r"^sslx( [a-z]+)?: error: ")
+
+
+def folder_digest(folder: Path) -> str | None:
+    """A hash of every name and byte under `folder` (None if it does not exist)."""
+    if not folder.exists():
+        return None
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p.relative_to(folder)).encode() + (p.read_bytes() if p.is_file() else b""))
+    return h.hexdigest()
+
+
+class Setups(dict):
+    """`{name}` in a row's arguments runs `factories[name](tmp_path)` once and gives its path."""
+
+    def __init__(self, tmp_path: Path, factories: dict) -> None:
+        super().__init__()
+        self.tmp_path, self.factories = tmp_path, factories
+
+    def __missing__(self, name: str) -> str:
+        self[name] = str(self.factories[name](self.tmp_path))
+        return self[name]
+
+
+def read_only(monkeypatch, root: Path) -> None:
+    """Make creating anything under `root` fail as on a read-only mount (root can write
+    to chmod-ed folders, so patch instead)."""
+    real_mkdir, real_open = Path.mkdir, os.open
+
+    def inside(path) -> bool:
+        p = Path(path).absolute()
+        return p == root or root in p.parents
+
+    def mkdir(self, *args, **kwargs):
+        if inside(self):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    def open_(path, flags, *args, **kwargs):
+        if inside(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+@pytest.fixture
+def bad_input(tmp_path, capsys, monkeypatch):
+    """`bad_input(argv, message, factories)`: argv (with `{setup}` names) exits 2 with one
+    `sslx: error:` line holding `message`, no traceback, and nothing under tmp_path changes
+    (the output folder stays as it was, or absent). `{ro}` is a read-only folder."""
+    from sslx.cli import main
+
+    def check(argv: list[str], message: str, factories: dict) -> str:
+        names = Setups(tmp_path, {**factories, "ro": lambda t: t / "ro", "tmp": lambda t: t})
+        argv = [a.format_map(names) for a in argv]
+        if "ro" in names:
+            read_only(monkeypatch, Path(names["ro"]))
+        capsys.readouterr()
+        before = folder_digest(tmp_path)
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "Traceback" not in err and "weights_only" not in err, err
+        assert err.count("\n") == 1 and ERROR_LINE.match(err), err
+        assert message.format_map(names) in err, err
+        monkeypatch.undo()  # before hashing: the read-only patch also blocks reading
+        assert folder_digest(tmp_path) == before, "bad input changed files"
+        return err
+
+    return check

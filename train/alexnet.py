@@ -31,6 +31,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# Input sizes a run may use: 1024 px AlexNet maps already need ~1 GB per image batch of 8;
+# larger sizes are typos that would try to allocate terabytes.
+MAX_INPUT_SIZE = 1024
+
+
 def default_conv1_stride(input_size: int) -> int:
     return 4 if input_size >= 128 else 2 if input_size >= 64 else 1
 
@@ -48,6 +53,12 @@ class ModelConfig:
     def resolved(self) -> ModelConfig:
         if self.arch != "alexnet":
             raise InputError(f"unknown architecture {self.arch!r} (known: alexnet)")
+        if not 1 <= self.input_size <= MAX_INPUT_SIZE:
+            raise InputError(
+                f"input size must be between 1 and {MAX_INPUT_SIZE} px (got {self.input_size})"
+            )
+        if not 1 <= self.conv1_stride + 1 <= 12:  # 0 (automatic) .. 11 (conv1's kernel)
+            raise InputError(f"conv1 stride must be between 0 and 11 (got {self.conv1_stride})")
         if self.classifier_width < 1:
             raise InputError(f"classifier width must be >= 1 (got {self.classifier_width})")
         stride = self.conv1_stride or default_conv1_stride(self.input_size)

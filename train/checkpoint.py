@@ -7,6 +7,7 @@ so a crash never leaves a half-written checkpoint.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 
 from sslx.atomic import atomic_write
 from sslx.datagen.shards import sslx_version
-from sslx.errors import InputError
+from sslx.errors import InputError, first_line
 from sslx.train.alexnet import AlexNet, ModelConfig
 
 FORMAT = "sslx-checkpoint"
@@ -72,9 +73,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = resolve_path(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # torch's text advises weights_only=False: never show it
+        raise InputError(
+            f"{path} is not an sslx checkpoint (it holds objects other than tensors)"
+        ) from None
     except Exception as e:  # torch raises many types for foreign or damaged files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{path} is not a readable checkpoint: {first}") from None
+        raise InputError(f"{path} is not a readable checkpoint: {first_line(e)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path} is not an sslx checkpoint")
     if payload.get("format_version") != FORMAT_VERSION:
@@ -90,6 +94,11 @@ def load_backbone(
 ) -> tuple[AlexNet, dict]:
     """The trained AlexNet of a checkpoint (in eval mode) and the checkpoint's record."""
     payload = load_checkpoint(path, map_location)
-    model = AlexNet(ModelConfig.from_dict(payload["model"]))
-    model.load_state_dict(payload["backbone"])
+    try:
+        model = AlexNet(ModelConfig.from_dict(payload["model"]))
+        model.load_state_dict(payload["backbone"])
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        raise InputError(
+            f"{path}: the weights do not match its model record ({first_line(e)})"
+        ) from None
     return model.eval(), payload

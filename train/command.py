@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from sslx.errors import InputError
+from sslx.errors import InputError, check_out_apart, check_range
 from sslx.options import (
     device_option,
     out_option,
@@ -43,7 +43,33 @@ RESUMABLE = {
     "checkpoint_every",
     "max_steps",
     "quiet",
+    "verify_shards",
 }
+# Where each result-shaping flag lands in config.yaml (method options: method_options.NAME).
+FIELDS = {
+    "size": "model.input_size",
+    "sobel": "model.sobel",
+    "classifier_width": "model.classifier_width",
+    "conv1_stride": "model.conv1_stride",
+    "batch_size": "optim.batch_size",
+    "lr": "optim.lr",
+    "momentum": "optim.momentum",
+    "weight_decay": "optim.weight_decay",
+    "nesterov": "optim.nesterov",
+    "lr_milestones": "optim.lr_milestones",
+    "lr_gamma": "optim.lr_gamma",
+    "crop_scale_min": "crop.crop_scale_min",
+    "crop_scale_max": "crop.crop_scale_max",
+    "aspect_ratio_min": "crop.aspect_ratio_min",
+    "flip_prob": "crop.flip_prob",
+    "seed": "seed",
+    "init": "init",
+    "freeze": "freeze",
+    "shuffle_buffer": "shuffle_buffer",
+    "max_bad_fraction": "max_bad_fraction",
+}
+# Data locations may move between resumes: the checkpoint's data fingerprint checks them.
+MOVABLE = {"shards", "method_options.data_dir", "method_options.val_dir"}
 
 
 def _method_options(command):
@@ -178,6 +204,12 @@ def _methods_epilog() -> str:
     "--max-steps", type=int, default=None, help="Stop after this many steps in all (resumable)."
 )
 @quiet_option()
+@click.option(
+    "--verify-shards",
+    is_flag=True,
+    help="Check every shard's sha256 against the manifest before training (reads all "
+    "shards once); their sizes are always checked.",
+)
 @_method_options
 @click.pass_context
 def train(ctx: click.Context, **flags) -> None:
@@ -193,10 +225,23 @@ def train(ctx: click.Context, **flags) -> None:
         flags["out"] = Path("runs") / flags["method"]
     out = flags["out"]
     resume = flags["resume"]
+    from sslx.seeds import check_seed
+
+    check_seed(flags["seed"])
+    if flags["workers"] is not None:
+        check_range(flags["workers"], "--workers", 0)
     if resume:
         config = _resumed_config(ctx, prepare_run_dir(out, True), flags)
+        _check_not_finished(out, config)
     else:
         config = prepare_run_dir(out, False, config_from_flags(flags))
+    data_dirs = [(f"--{k.replace('_', '-')}", config.method_options.get(k))
+                 for k in ("data_dir", "val_dir")]  # fmt: skip
+    check_out_apart(out, [("--shards", config.shards or None), *data_dirs])
+    if config.shards:
+        from sslx.datagen.shards import check_shard_files, read_manifest
+
+        check_shard_files(config.shards, read_manifest(config.shards), flags["verify_shards"])
     options = RunOptions(
         workers=flags["workers"],
         device=flags["device"],
@@ -288,20 +333,70 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def _resumed_config(ctx: click.Context, stored: TrainConfig, flags: dict) -> TrainConfig:
-    """The stored config; flags that would change what a step computes are refused."""
-    given = [
-        name
-        for name, source in ((n, ctx.get_parameter_source(n)) for n in flags)
-        if source == ParameterSource.COMMANDLINE and name not in RESUMABLE
-    ]
-    if given:
-        names = ", ".join(f"--{n.replace('_', '-')}" for n in given)
-        raise InputError(f"{names} cannot change on --resume; the run's config.yaml fixes them")
+    """The stored config; flags equal to it are accepted, real changes refused."""
     if flags["method"] is not None and flags["method"] != stored.method:
         raise InputError(f"this run trains {stored.method}, not {flags['method']}")
+    given = {n for n in flags if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+    fields = {**FIELDS, **{k: f"method_options.{k}" for k in stored.method_options}}
+    unknown = sorted(given - set(fields) - RESUMABLE)  # another method's options
+    if unknown:
+        names = ", ".join(f"--{n.replace('_', '-')}" for n in unknown)
+        raise InputError(f"{names} do(es) not apply to this {stored.method} run")
+    old = _flat(stored.to_dict())
+    merged = {**flags, "method": stored.method, "shards": stored.shards or None}
+    for name, path in fields.items():  # flags not given take the stored values
+        if name not in given:
+            merged[name] = _as_flag(old[path])
+    new = _flat(config_from_flags(merged).to_dict())
+    changed = [
+        f"--{n.replace('_', '-')} cannot change on --resume (the run has "
+        f"{_as_flag(old[p])}, the command gives {_as_flag(new[p])})"
+        for n, p in fields.items()
+        if n in given and new[p] != old[p] and p not in MOVABLE
+    ]
+    if changed:
+        raise InputError("; ".join(changed))
     config = stored
+    options = {**stored.method_options}
+    for key in ("data_dir", "val_dir"):
+        if key in given and key in options:
+            options[key] = flags[key]
+    config = replace(config, method_options=options)
     if flags["shards"] is not None:
         config = replace(config, shards=str(flags["shards"]))
     if flags["epochs"] is not None:
         config = config.with_epochs(flags["epochs"])
     return config
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _as_flag(value):
+    """A config value as its flag would spell it (lists as comma-separated text)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def _check_not_finished(out: Path, config: TrainConfig) -> None:
+    """Resuming a finished run needs a larger --epochs; say so instead of doing nothing."""
+    from sslx.train.checkpoint import load_checkpoint
+
+    progress = load_checkpoint(out).get("progress", {})
+    done = progress.get("epoch", 0)
+    if progress.get("finished") and config.optim.epochs <= done:
+        raise InputError(
+            f"the run in {out} is finished ({done} epoch(s)); to train longer give "
+            f"--resume --epochs N with N > {done}"
+        )
+    if config.optim.epochs < done:
+        raise InputError(f"the run in {out} has already trained {done} epoch(s); "
+                         f"--epochs {config.optim.epochs} is fewer")  # fmt: skip

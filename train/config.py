@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from sslx.atomic import write_text_atomic
-from sslx.errors import InputError
+from sslx.errors import InputError, first_line
 from sslx.train.alexnet import ModelConfig
 from sslx.train.crops import CropConfig
 
@@ -68,8 +68,10 @@ class TrainConfig:
             data["freeze"] = tuple(data.get("freeze", ()))
             names = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in names})
-        except (KeyError, TypeError) as e:
-            raise InputError(f"training config is incomplete or malformed: {e}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(
+                f"training config is incomplete or malformed: {first_line(e)}"
+            ) from None
 
     def with_epochs(self, epochs: int) -> TrainConfig:
         return replace(self, optim=replace(self.optim, epochs=epochs))
@@ -96,8 +98,8 @@ def write_config(path: Path, config: TrainConfig) -> None:
 def read_config(path: Path) -> TrainConfig:
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(f"{path} is unreadable: {e}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InputError(f"{path} is unreadable: {first_line(e)}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path} is not a training config")
     return TrainConfig.from_dict(data)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from sslx.datagen.shards import read_manifest
-from sslx.errors import InputError
+from sslx.errors import InputError, first_line
 from sslx.train.crops import CropConfig, draw_crop
 from sslx.train.data import init_loader_worker, steps_per_epoch
 
@@ -66,7 +66,7 @@ class ShardIndex:
                             member.size,
                         )
         except (OSError, tarfile.TarError) as e:
-            raise InputError(f"{path} is not a readable shard: {e}") from None
+            raise InputError(f"{path} is not a readable shard: {first_line(e)}") from None
 
     def read(self, index: int) -> bytes:
         """The JPEG bytes of sample `index` (opened lazily, one descriptor per process)."""

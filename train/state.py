@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from sslx.errors import InputError
+from sslx.errors import InputError, first_line
 from sslx.train import distributed
 from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint, save_atomic
 from sslx.train.config import RunOptions, TrainConfig, read_config
@@ -85,17 +85,29 @@ def restore_checkpoint(run: Run, payload: dict) -> None:
     try:
         run.method.load_state_dict({**backbone, **payload["heads"]})
     except RuntimeError as e:
-        raise InputError(f"checkpoint does not fit method {run.method.name}: {e}") from None
+        raise InputError(
+            f"checkpoint does not fit method {run.method.name}: {first_line(e)}"
+        ) from None
     run.optimizer.load_state_dict(payload["optimizer"])
     run.scheduler.load_state_dict(payload["scheduler"])
     run.progress = Progress(**payload["progress"])
-    if run.progress.step_in_epoch and payload.get("layout") != run.layout and run.dist.is_main:
+    p = run.progress
+    run.method.check_resume(run.out, p.epoch, p.step_in_epoch, run.data.num_samples)
+    moved = _order(payload.get("layout")) != _order(run.layout)
+    if run.progress.step_in_epoch and moved and run.dist.is_main:
         tqdm.write(
             f"sslx: warning: resuming mid-epoch with {run.layout} instead of "
             f"{payload.get('layout')}; the rest of this epoch reads the data in a different "
             "order than an uninterrupted run would",
             file=sys.stderr,
         )
+
+
+def _order(layout: dict | None) -> dict | None:
+    """What the data order depends on: 0 and 1 loader workers read the same stream."""
+    if not layout:
+        return layout
+    return {**layout, "workers": max(1, int(layout.get("workers", 0)))}
 
 
 def save_checkpoint(run: Run) -> None:

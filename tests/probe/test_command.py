@@ -61,42 +61,6 @@ def _foreign_checkpoint(path):
     return path
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--random-init", "--data-dir", "{missing}"], "dataset path not found"),
-        (["--random-init", "--data-dir", "{flat}"], "no class folders"),
-        (["--random-init", "--data-dir", "{empty_class}"], "no images in class folder"),
-        (["--checkpoint", "{foreign}", "--data-dir", "{folder}"], "{foreign}"),
-        (["--checkpoint", "{missing}", "--data-dir", "{folder}"], "{missing}"),
-        (["--random-init", "--data-dir", "{folder}", "--layers", "conv6"], "conv6"),
-        (["--data-dir", "{folder}"], "nothing to probe"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(image_folder, tmp_path, capsys, args, message):
-    (tmp_path / "flat").mkdir()
-    (tmp_path / "flat" / "a.png").write_bytes(b"x")
-    (tmp_path / "empty_class" / "cat").mkdir(parents=True)
-    (tmp_path / "empty_class" / "dog").mkdir()
-    names = {
-        "missing": tmp_path / "missing",
-        "flat": tmp_path / "flat",
-        "empty_class": tmp_path / "empty_class",
-        "folder": image_folder,
-        "foreign": _foreign_checkpoint(tmp_path / "foreign.pt"),
-    }
-    args = [a.format(**names) for a in args]
-    assert main(["probe", *args, "--out", str(tmp_path / "out"), *FAST]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message.format(**names) in err, err
-
-
-def test_viz_of_a_foreign_checkpoint_is_exit_2(tmp_path, capsys):
-    path = _foreign_checkpoint(tmp_path / "x.pt")
-    assert main(["viz", "filters", str(path), "--out", str(tmp_path / "f.png")]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
-
-
 def test_unknown_architecture_is_exit_2(checkpoint, image_folder, tmp_path, capsys):
     payload = torch.load(checkpoint / "checkpoint.pt", weights_only=False)
     payload["model"]["arch"] = "vgg16"

@@ -103,6 +103,10 @@ class Method(nn.Module):
     def check_data(self, num_samples: int) -> None:
         """Raise InputError if the method cannot train on a dataset of this size."""
 
+    def check_resume(self, out: Path, epoch: int, step_in_epoch: int, num_samples: int) -> None:
+        """Raise InputError if the run's own files that a resume reads are damaged; called
+        before the resume writes anything."""
+
     def epoch_data(self, ctx: EpochContext) -> EpochDataset | None:
         """This epoch's draws (image, index, label), or None to stream the shards.
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from sslx import seeds
 from sslx.atomic import atomic_write
-from sslx.errors import InputError
+from sslx.errors import InputError, first_line
 from sslx.train import distributed
 from sslx.train.alexnet import AlexNet
 from sslx.train.clustering import BACKENDS, cluster
@@ -69,6 +69,18 @@ def uniform_label_draws(assignments: np.ndarray, n: int, seed: int, epoch: int) 
 
 def clusters_path(out: Path, epoch: int) -> Path:
     return Path(out) / CLUSTERS_DIR / f"epoch_{epoch:04d}.npy"
+
+
+def load_clusters(path: Path, n: int, k: int) -> np.ndarray:
+    """An epoch's saved assignments: n labels in [0, k); a damaged file is a one-line error."""
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as e:
+        raise InputError(f"{path} is damaged ({first_line(e)})") from None
+    ok = labels.shape == (n,) and np.issubdtype(labels.dtype, np.integer)
+    if not ok or (n and (labels.min() < 0 or labels.max() >= k)):
+        raise InputError(f"{path} is damaged: not {n} cluster labels in [0, {k})")
+    return labels.astype(np.int64)
 
 
 def suggested_clusters(num_samples: int) -> int:
@@ -122,6 +134,11 @@ class DeepCluster(Method):
         self.head.weight.copy_(torch.empty(self.head.weight.shape).normal_(0, 0.01, generator=g))
         self.head.bias.zero_()
 
+    def check_resume(self, out: Path, epoch: int, step_in_epoch: int, num_samples: int) -> None:
+        path = clusters_path(out, epoch)
+        if step_in_epoch > 0 and path.exists():
+            load_clusters(path, num_samples, self.k)
+
     def on_epoch_start(self, ctx: EpochContext) -> None:
         if self._shards is None:
             self._shards = ShardIndex(ctx.config.shards)
@@ -131,7 +148,7 @@ class DeepCluster(Method):
                 raise InputError(
                     f"cannot resume mid-epoch: this epoch's clusters {path} are missing"
                 )
-            self.assignments = np.load(path).astype(np.int64)
+            self.assignments = load_clusters(path, self._shards.num_samples, self.k)
             return
         self.assignments = self._cluster(ctx, path)
         self.reset_head(ctx.config.seed, ctx.epoch)

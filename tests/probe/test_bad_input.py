@@ -1,0 +1,165 @@
+"""`sslx probe` on bad input: one `sslx: error:` line, exit 2, nothing written (issue 15),
+and a damaged feature cache is rebuilt, never used.
+
+One row per case: arguments (`{name}` runs the setup of that name, see `setups`) and a
+fragment of the expected message. `{ro}` is a read-only folder, `{tmp}` the test folder."""
+
+import argparse
+import json
+import os
+import pickle
+import shlex
+import shutil
+
+import pytest
+import torch
+
+from sslx.cli import main
+from sslx.train.alexnet import ModelConfig
+from sslx.train.checkpoint import build_checkpoint, save_atomic
+
+FAST = ["--epochs", "2", "--batch-size", "16", "--lr-milestones", "1", "--workers", "0",
+        "--quiet", "--cache-features", "--layers", "conv1"]  # fmt: skip
+
+
+def put(path, data: bytes = b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+class Evil:
+    """Unpickling this runs a shell command that creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def evil_cifar(cifar_root, t):
+    root = shutil.copytree(cifar_root, t / "cifar")
+    next(root.rglob("data_batch_1")).write_bytes(pickle.dumps({"data": Evil(t.parent / "MARKER")}))
+    return root
+
+
+def unfit_checkpoint(t):
+    model = ModelConfig(input_size=32, classifier_width=16)
+    payload = build_checkpoint(config={}, model=model, method="rotnet", heads={}, progress={},
+                               backbone={"convs.conv1.0.weight": torch.zeros(3)})  # fmt: skip
+    save_atomic(payload, t / "unfit.pt")
+    return t / "unfit.pt"
+
+
+def corrupt_image(image_folder, t, data):
+    root = shutil.copytree(image_folder, t / "images")
+    put(root / "red" / "000.png", data)
+    return root
+
+
+@pytest.fixture
+def setups(image_folder, cifar_root):
+    png = (image_folder / "red" / "000.png").read_bytes()
+    return {
+        "missing": lambda t: t / "missing",
+        "flat": lambda t: put(t / "flat" / "a.png").parent,
+        "empty_class": lambda t: put(put(t / "ec" / "cat" / ".k").parent.parent / "dog" / ".k")
+        .parent.parent,
+        "folder": lambda t: shutil.copytree(image_folder, t / "images"),
+        "one_class": lambda t: shutil.copytree(image_folder / "red", t / "one" / "red").parent,
+        "evil_cifar": lambda t: evil_cifar(cifar_root, t),
+        "foreign": lambda t: torch.save({"state_dict": {}}, t / "f.pt") or t / "f.pt",
+        "pickle": lambda t: torch.save(argparse.Namespace(a=1), t / "obj.pt") or t / "obj.pt",
+        "unfit": unfit_checkpoint,
+        "file": lambda t: put(t / "file"),
+        "truncated_image": lambda t: corrupt_image(image_folder, t, png[: len(png) // 2]),
+        "garbage_image": lambda t: corrupt_image(image_folder, t, b"not an image"),
+    }
+
+
+RANDOM = ["--random-init", "--size", "32"]
+OUT = ["--out", "{tmp}/out"]
+CASES = [
+    ([*RANDOM, "--data-dir", "{missing}", *OUT], "dataset path not found"),
+    ([*RANDOM, "--data-dir", "{flat}", *OUT], "no class folders"),
+    ([*RANDOM, "--data-dir", "{empty_class}", *OUT], "no images in class folder"),
+    ([*RANDOM, "--data-dir", "{one_class}", *OUT], "has 1 class(es); a probe needs 2+"),
+    ([*RANDOM, "--data-dir", "{folder}", "--layers", "conv6", *OUT], "conv6"),
+    ([*RANDOM, "--data-dir", "{folder}", "--seed", "-1", *OUT], "--seed must be >= 0"),
+    ([*RANDOM, "--data-dir", "{folder}", "--split-seed", "-2", *OUT], "--split-seed must be"),
+    ([*RANDOM, "--data-dir", "{folder}", "--workers", "-1", *OUT], "--workers must be at least"),
+    (["--random-init", "--size", "100000", "--data-dir", "{folder}", *OUT], "input size must"),
+    ([*RANDOM, "--data-dir", "{folder}", "--lr-milestones", "x", *OUT], "--lr-milestones"),
+    ([*RANDOM, "--data-dir", "{folder}", "--crop-ratio", "0", *OUT], "--crop-ratio"),
+    (["--checkpoint", "{foreign}", "--data-dir", "{folder}", *OUT], "{foreign}"),
+    (["--checkpoint", "{missing}", "--data-dir", "{folder}", *OUT], "{missing}"),
+    (["--checkpoint", "{pickle}", "--data-dir", "{folder}", *OUT], "is not an sslx checkpoint"),
+    (["--checkpoint", "{unfit}", "--data-dir", "{folder}", *OUT], "weights do not match"),
+    (["--data-dir", "{folder}", *OUT], "nothing to probe"),
+    ([*RANDOM, "--data-dir", "{folder}", "--out", "{folder}"], "overlaps the input --data-dir"),
+    ([*RANDOM, "--data-dir", "{folder}", "--out", "{folder}/red"], "overlaps the input"),
+    ([*RANDOM, "--data-dir", "{folder}/red/..", "--out", "{tmp}"], "overlaps the input"),
+    ([*RANDOM, "--data-dir", "{one_class}", "--val-dir", "{folder}", "--out", "{folder}/p"],
+     "overlaps the input --val-dir"),
+    ([*RANDOM, "--dataset", "cifar10", "--data-dir", "{evil_cifar}", *OUT],
+     "calls posix.system, which CIFAR files never do"),
+    ([*RANDOM, "--data-dir", "{folder}", "--out", "{ro}/p"],
+     "cannot write {ro}/p"),
+    ([*RANDOM, "--data-dir", "{folder}", "--out", "{file}"], "{file}"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES, ids=[m for _, m in CASES])
+def test_bad_input(bad_input, setups, tmp_path, args, message):
+    bad_input(["probe", *FAST, *args], message, setups)
+    assert not (tmp_path.parent / "MARKER").exists()  # a data folder never runs code
+
+
+@pytest.mark.parametrize("image", ["truncated_image", "garbage_image"])
+def test_a_corrupt_image_is_one_error_line(setups, tmp_path, capsys, image):
+    """Found while decoding, after the data and dims lines: then one error line, exit 2."""
+    data = setups[image](tmp_path)
+    args = ["probe", *FAST, *RANDOM, "--data-dir", str(data), "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("sslx: error: cannot decode image") and "000.png" in lines[-1]
+    assert not any(line.startswith(("sslx", "Traceback")) for line in lines[:-1]), lines
+
+
+def _top1(out):
+    return json.loads((out / "results.json").read_text())["results"][0]["top1"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda c: c.with_name("train-conv1.f16").write_bytes(b""), "wrong size"),
+        (lambda c: _truncate(c.with_name("train-conv1.f16")), "wrong size"),
+        (lambda c: _zero_tail(c.with_name("train-conv1.f16")), "changed"),
+        (lambda c: c.write_text('{"key": '), "marker is unreadable"),
+        (lambda c: c.with_name("train-labels.pt").write_bytes(b""), "changed"),
+    ],
+    ids=["empty", "truncated", "zeroed", "marker", "labels"],
+)
+def test_a_damaged_feature_cache_is_rebuilt_never_used(image_folder, tmp_path, capsys,
+                                                       damage, reason):  # fmt: skip
+    args = ["probe", *FAST, "--random-init", "--size", "32", "--data-dir", str(image_folder),
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    damage(tmp_path / "cache" / "random" / "train.json")
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "sslx: warning: feature cache" in err and reason in err and "Traceback" not in err
+    assert _top1(tmp_path / "b") == _top1(tmp_path / "a")
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-64])
+
+
+def _zero_tail(path):
+    data = bytearray(path.read_bytes())
+    data[-64:] = bytes(64)
+    path.write_bytes(bytes(data))

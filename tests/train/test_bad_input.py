@@ -1,0 +1,223 @@
+"""`sslx train` on bad input: one `sslx: error:` line, exit 2, nothing written (issue 15).
+
+One row per case: arguments (`{name}` runs the setup of that name, see `setups`) and a
+fragment of the expected message. `{ro}` is a read-only folder, `{tmp}` the test folder."""
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from sslx.cli import main
+from sslx.train.checkpoint import build_checkpoint, save_atomic
+from sslx.train.methods.deepcluster import clusters_path
+
+TINY = ["--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--workers", "0"]
+
+
+def copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def put(path, data: bytes = b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(shards, tmp_path_factory):
+    """A finished one-epoch RotNet run (batch size 48)."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", "--shards", str(shards), "--method", "rotnet", *TINY, "--batch-size",
+                 "48", "--epochs", "1", "--out", str(run), "--quiet"]) == 0  # fmt: skip
+    return run
+
+
+@pytest.fixture(scope="module")
+def deepcluster_run(shards, tmp_path_factory):
+    """A DeepCluster run stopped after one step: a mid-epoch resume reads its clusters file."""
+    run = tmp_path_factory.mktemp("dc") / "run"
+    assert main(["train", "--shards", str(shards), "--method", "deepcluster", *TINY,
+                 "--clusters", "4", "--pca-dim", "8", "--batch-size", "16", "--max-steps", "1",
+                 "--out", str(run), "--quiet"]) == 0  # fmt: skip
+    return run
+
+
+class Evil:
+    """Unpickling this runs a shell command that creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def evil_cifar(cifar_root, t):
+    root = copy(cifar_root, t / "cifar")
+    batch = next(root.rglob("data_batch_1"))
+    batch.write_bytes(__import__("pickle").dumps({"data": Evil(t.parent / "MARKER")}))
+    return root
+
+
+def damaged_manifest(shards, t):
+    out = copy(shards, t / "s")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["num_samples"] = "240"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def truncated_shard(shards, t, keep=0.5):
+    out = copy(shards, t / "s")
+    shard = sorted(out.glob("shard-*.tar"))[2]
+    shard.write_bytes(shard.read_bytes()[: int(shard.stat().st_size * keep)])
+    return out
+
+
+def changed_shard(shards, t):
+    out = copy(shards, t / "s")
+    shard = sorted(out.glob("shard-*.tar"))[1]
+    data = bytearray(shard.read_bytes())
+    data[-20000] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    return out
+
+
+def unfit_checkpoint(t):
+    payload = build_checkpoint(config={}, model=torch.nn.Module and _model(), method="rotnet",
+                               backbone={"convs.conv1.0.weight": torch.zeros(3)}, heads={},
+                               progress={})  # fmt: skip
+    save_atomic(payload, t / "unfit.pt")
+    return t / "unfit.pt"
+
+
+def _model():
+    from sslx.train.alexnet import ModelConfig
+
+    return ModelConfig(input_size=64, conv1_stride=4, classifier_width=16)
+
+
+def one_class(image_folder, t):
+    root = t / "one"
+    shutil.copytree(image_folder / "red", root / "red")
+    return root
+
+
+def with_file(run, t, relative, data):
+    out = copy(run, t / "r")
+    put(out / relative, data)
+    return out
+
+
+@pytest.fixture
+def setups(shards, image_folder, cifar_root, finished_run, deepcluster_run):
+    zero = clusters_path("", 0)
+    return {
+        "missing": lambda t: t / "missing",
+        "empty": lambda t: put(t / "empty" / ".keep").parent,
+        "shards": lambda t: shards,
+        "myshards": lambda t: copy(shards, t / "s"),
+        "bad_manifest": lambda t: damaged_manifest(shards, t),
+        "garbage_manifest": lambda t: put(copy(shards, t / "s") / "manifest.json", b"{").parent,
+        "truncated": lambda t: truncated_shard(shards, t),
+        "changed": lambda t: changed_shard(shards, t),
+        "folder": lambda t: copy(image_folder, t / "images"),
+        "one_class": lambda t: one_class(image_folder, t),
+        "evil_cifar": lambda t: evil_cifar(cifar_root, t),
+        "run": lambda t: copy(finished_run, t / "r"),
+        "bad_yaml": lambda t: with_file(finished_run, t, "config.yaml", b"a: [\n  b: {\n"),
+        "dc_zero": lambda t: with_file(deepcluster_run, t, zero, b""),
+        "dc_garbage": lambda t: with_file(deepcluster_run, t, zero, b"\x93NUMPY garbage"),
+        "dc_short": lambda t: with_file(deepcluster_run, t, zero, _npy(np.zeros(3, np.int32))),
+        "unfit": unfit_checkpoint,
+        "pickle": lambda t: torch.save(argparse.Namespace(a=1), t / "obj.pt") or t / "obj.pt",
+        "file": lambda t: put(t / "file"),
+    }
+
+
+def _npy(array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+NEW = ["--method", "rotnet", "--shards", "{shards}"]
+OUT = ["--out", "{tmp}/out"]
+SUP = ["--method", "supervised", "--dataset", "imagefolder"]
+CASES = [
+    (["--shards", "{missing}", "--method", "rotnet", *OUT], "shard folder not found"),
+    (["--shards", "{empty}", "--method", "rotnet", *OUT], "no manifest.json"),
+    (["--shards", "{shards}", *OUT], "--method is required"),
+    ([*NEW, "--size", "8", *OUT], "no feature map"),
+    ([*NEW, "--size", "100000", *OUT], "input size must be between 1 and 1024"),
+    ([*NEW, "--conv1-stride", "-1", *OUT], "conv1 stride must be between 0 and 11"),
+    ([*NEW, "--batch-size", "999", *OUT], "fewer than one"),
+    ([*NEW, "--seed", "-1", *OUT], "--seed must be >= 0"),
+    ([*NEW, "--workers", "-1", *OUT], "--workers must be at least 0"),
+    ([*NEW, "--freeze", "conv9", *OUT], "--freeze: unknown layer"),
+    ([*NEW, "--lr-milestones", "a,b", *OUT], "--lr-milestones must be"),
+    (["--resume", *OUT], "nothing to resume"),
+    (["--method", "nope", "--shards", "{shards}", *OUT], "Invalid value for '--method'"),
+    (["--method", "rotnet", "--shards", "{bad_manifest}", *OUT], "num_samples is not"),
+    (["--method", "rotnet", "--shards", "{garbage_manifest}", *OUT], "manifest.json is unread"),
+    (["--method", "rotnet", "--shards", "{truncated}", *OUT], "1 of 5 shard(s) in"),
+    (["--method", "rotnet", "--shards", "{truncated}", *OUT], "the first shard-000002.tar"),
+    (["--method", "rotnet", "--shards", "{changed}", "--verify-shards", *OUT], "changed"),
+    (["--method", "rotnet", "--shards", "{myshards}", "--out", "{myshards}"], "overlaps"),
+    (["--method", "rotnet", "--shards", "{myshards}", "--out", "{myshards}/run"], "overlaps"),
+    (["--method", "rotnet", "--shards", "{myshards}/..", "--out", "{tmp}/o"], "overlaps"),
+    ([*SUP, "--data-dir", "{folder}", "--out", "{folder}/run"], "overlaps the input --data-dir"),
+    ([*SUP, "--data-dir", "{one_class}", *OUT], "fewer than 2 classes"),
+    ([*SUP, "--data-dir", "{missing}", *OUT], "dataset path not found"),
+    (["--method", "supervised", "--dataset", "cifar10", "--data-dir", "{evil_cifar}", *OUT],
+     "calls posix.system, which CIFAR files never do"),
+    ([*NEW, "--out", "{ro}/run"], "cannot write {ro}/run: Read-only file system"),
+    ([*NEW, "--out", "{file}"], "{file}: File exists"),
+    ([*NEW, "--init", "{unfit}", *OUT], "the weights do not match its model record"),
+    ([*NEW, "--init", "{pickle}", *OUT], "is not an sslx checkpoint"),
+    ([*NEW, "--init", "{missing}", *OUT], "checkpoint not found"),
+    (["--out", "{run}", "--resume", "--batch-size", "16"],
+     "--batch-size cannot change on --resume (the run has 48, the command gives 16)"),
+    (["--out", "{run}", "--resume", "--lr", "0.5", "--seed", "3"], "--seed cannot change"),
+    (["--out", "{run}", "--resume", "--clusters", "3"], "--clusters do(es) not apply"),
+    (["--out", "{run}", "--resume", "--method", "bigan"], "this run trains rotnet, not bigan"),
+    (["--out", "{run}", "--resume"], "is finished (1 epoch(s))"),
+    (["--out", "{run}", "--resume", "--epochs", "1"], "is finished"),
+    ([*NEW, "--out", "{run}"], "add --resume"),
+    (["--out", "{bad_yaml}", "--resume"], "config.yaml is unreadable"),
+    (["--out", "{dc_zero}", "--resume"], "epoch_0000.npy is damaged"),
+    (["--out", "{dc_garbage}", "--resume"], "epoch_0000.npy is damaged"),
+    (["--out", "{dc_short}", "--resume"], "epoch_0000.npy is damaged: not 240 cluster labels"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES, ids=[m for _, m in CASES])
+def test_bad_input(bad_input, setups, tmp_path, args, message):
+    bad_input(["train", "--quiet", *TINY, *args], message, setups)
+    assert not (tmp_path.parent / "MARKER").exists()  # a data folder never runs code
+
+
+def test_resume_accepts_the_same_command_and_warns_only_on_a_real_order_change(
+    shards, tmp_path, capsys
+):
+    """The run's own flags repeated with --resume are accepted (issue 15, item 5), and
+    0 vs 1 loader workers read the same stream: no "different order" warning."""
+    run = ["train", "--shards", str(shards), "--method", "rotnet", *TINY, "--batch-size", "16",
+           "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]  # fmt: skip
+    assert main([*run, "--max-steps", "2"]) == 0
+    capsys.readouterr()
+    assert main([*run, "--resume", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "finished 1 epoch(s)" in err and "different order" not in err, err
+    assert main([*run, "--resume", "--epochs", "2", "--max-steps", "16"]) == 0  # extends it
+    assert "reached --max-steps at epoch 2" in capsys.readouterr().err
