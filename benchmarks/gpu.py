@@ -151,7 +151,10 @@ class Bench:
 def environment(device: torch.device, workers: int, quick: bool) -> str:
     from sslx.train.kmeans import _faiss, faiss_gpu_problem
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"CPU ({platform.processor() or platform.machine()})"
     faiss = _faiss()
     if faiss is None:
         faiss_line = "not installed (k-means on torch)"
@@ -292,12 +295,12 @@ def clustering(b: Bench) -> None:
             f"| {r['host_peak_bytes'] / 2**30:.1f} GiB | {r['non_empty']:,} |"
         )
     if rows:
-        store = s.cluster_n * s.cluster_width * 2 / 2**30
+        store = s.cluster_n * s.cluster_width * 2 / 2**20
         b.sections.append(
             f"## DeepCluster's clustering step: N = {s.cluster_n:,}, d = {s.cluster_width}, "
             f"k = {s.cluster_k:,}, {s.cluster_iterations} iterations\n\nSynthetic clustered "
             f"features made on the device in batches of {s.cluster_batch}; float16 host store "
-            f"{store:.1f} GiB. Features s = statistics + host copy (+ making the features).\n\n"
+            f"{store:,.0f} MiB. Features s = statistics + host copy (+ making the features).\n\n"
             "| k-means | features s | PCA + projection + gather s | k-means s | total s "
             "| peak GPU memory | peak host memory (process) | non-empty clusters |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)

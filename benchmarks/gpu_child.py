@@ -148,9 +148,10 @@ def run_cluster(spec: dict) -> dict:
     from sslx.train.kmeans import resolve_backend
 
     device = torch.device(spec["device"])
-    if device.type == "cuda":
+    if device.type == "cuda":  # "cuda" names no index: the current device
+        device = torch.device("cuda", torch.cuda.current_device() if device.index is None
+                              else device.index)  # fmt: skip
         torch.cuda.set_device(device)
-        device = torch.device("cuda", torch.cuda.current_device())
     backend = resolve_backend(spec["backend"], device)
     if spec["backend"] == "faiss" and device.type == "cuda" and backend.gpu is None:
         return {"skipped": f"FAISS's GPU path: {backend.reason}"}

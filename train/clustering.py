@@ -105,23 +105,46 @@ def pca_width(dim: int, width: int, rows: int) -> int:
 
 class HostRows:
     """A rank's features in host memory as float16, each row scaled to max |x| = 1, so that
-    no value overflows and every one keeps float16's 11 significant bits."""
+    no value overflows and every one keeps float16's 11 significant bits. Stored in blocks
+    of 64 MB: torch rounds each pinned allocation up to a power of two, which for one
+    10.5 GB buffer would pin 16 GB."""
+
+    BLOCK_BYTES = 2**26
 
     def __init__(self, rows: int, width: int, pin: bool) -> None:
-        self.rows = torch.empty(rows, width, dtype=torch.float16, pin_memory=pin)
-        self.scale = torch.empty(rows, 1, dtype=torch.float32, pin_memory=pin)
+        self.block = max(1, self.BLOCK_BYTES // (2 * width))  # rows per block
+        self.length = rows
+        self.blocks = [
+            (
+                torch.empty(min(self.block, rows - a), width, dtype=torch.float16, pin_memory=pin),
+                torch.empty(min(self.block, rows - a), 1, dtype=torch.float32, pin_memory=pin),
+            )
+            for a in range(0, rows, self.block)
+        ]
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.length
+
+    def _spans(self, start: int, stop: int):
+        """(block, first row in it, last row + 1, offset into the requested rows)."""
+        for j in range(start // self.block, (stop - 1) // self.block + 1):
+            lo, hi = max(start, j * self.block), min(stop, (j + 1) * self.block)
+            yield self.blocks[j], lo - j * self.block, hi - j * self.block, lo - start
 
     def put(self, start: int, x: torch.Tensor) -> None:
         scale = x.abs().amax(1, keepdim=True).clamp_min(1e-30)
-        self.rows[start : start + len(x)].copy_((x / scale).half(), non_blocking=True)
-        self.scale[start : start + len(x)].copy_(scale, non_blocking=True)
+        half = (x / scale).half()
+        for (rows, scales), a, b, at in self._spans(start, start + len(x)):
+            rows[a:b].copy_(half[at : at + b - a], non_blocking=True)
+            scales[a:b].copy_(scale[at : at + b - a], non_blocking=True)
 
     def get(self, start: int, stop: int, device: torch.device) -> torch.Tensor:
-        rows = self.rows[start:stop].to(device, non_blocking=True).float()
-        return rows * self.scale[start:stop].to(device, non_blocking=True)
+        parts = [
+            rows[a:b].to(device, non_blocking=True).float()
+            * scales[a:b].to(device, non_blocking=True)
+            for (rows, scales), a, b, _ in self._spans(start, stop)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def fit_pca(x: torch.Tensor, dim: int, fit_rows: int = 0, seed: int = 0) -> PCA:
