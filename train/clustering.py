@@ -1,10 +1,10 @@
-"""DeepCluster's clustering step: PCA-whitening, L2 normalisation and k-means.
+"""DeepCluster's clustering step: PCA-whitening, L2 normalisation and k-means, streamed.
 
 As in Caron et al. (2018): the features are reduced to 256 dimensions by PCA with
 eigen_power -0.5 (each component divided by the square root of its variance, which
 is what FAISS's `PCAMatrix(d, 256, eigen_power=-0.5)` computes), L2-normalised, and
 clustered by k-means with 20 iterations, no subsampling and a seed that changes per
-epoch.
+epoch (`sslx.train.kmeans`).
 
 The PCA is computed here in torch rather than with `faiss.PCAMatrix`: the same
 projection (mean, covariance, top eigenvectors scaled by eigenvalue^-0.5), but it runs
@@ -17,29 +17,30 @@ Above 1024 dimensions on a CPU the top eigenvectors come from subspace iteration
 (12 rounds with 1.5x as many vectors as kept, then Rayleigh-Ritz), which the tests
 check against an exact eigendecomposition.
 
-k-means has two backends with the same interface and seeding semantics:
+Memory. At the paper's scale (N = 1,281,167, d = 4096) the features alone are 21 GB in
+float32, so no device ever holds them all (`cluster_step`):
 
-- `faiss`: `faiss.Clustering` on a flat L2 index, on the GPU when `faiss.get_num_gpus()`
-  is positive;
-- `torch`: the same algorithm in torch on any device, for machines with CUDA torch but
-  no GPU build of FAISS: k distinct random points as initial centroids, Lloyd
-  iterations, and FAISS's treatment of empty clusters (a non-empty cluster, picked with
-  probability proportional to its size - 1, is split in two by a small symmetric
-  perturbation of its centroid).
+1. while the network embeds a rank's rows batch by batch, each batch is added to float64
+   sums on the device (`FeatureStats`: count, sum x, sum x x^T) and kept in host memory
+   as row-scaled float16 (`HostRows`, pinned on CUDA);
+2. the sums are all-reduced over ranks; rank 0 takes the top eigenvectors of the
+   covariance and broadcasts the whitening projection;
+3. each rank projects its own rows in batches and L2-normalises them; rank 0 gathers
+   the N x 256 result (1.3 GB), runs k-means and broadcasts the labels.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from sslx.errors import InputError
-
-BACKENDS = ("auto", "faiss", "torch")
-_SPLIT_EPS = 1 / 1024  # FAISS's perturbation when splitting a cluster
+from sslx.train import distributed
+from sslx.train.kmeans import Backend, kmeans_faiss, kmeans_torch, resolve_backend
 
 
 @dataclass(frozen=True)
@@ -57,25 +58,112 @@ class PCA:
 class ClusterResult:
     assignments: np.ndarray  # (N,) int64 cluster of every sample
     objective: float  # sum of squared distances to the assigned centroids
-    backend: str
-    seconds_pca: float
-    seconds_kmeans: float
+    backend: Backend
+    seconds_features: float  # the batches: embedding, statistics, copy to the host
+    seconds_pca: float  # all-reduce, eigenvectors, projection, gather
+    seconds_kmeans: float  # k-means and the final assignment
+
+
+class FeatureStats:
+    """Streaming float64 sums of the rows seen: count, sum x and sum x x^T (d x d)."""
+
+    def __init__(self, width: int, device: torch.device) -> None:
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+        self.sum = torch.zeros(width, dtype=torch.float64, device=device)
+        self.outer = torch.zeros(width, width, dtype=torch.float64, device=device)
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.double()
+        self.count += len(x)
+        self.sum += x.sum(0)
+        self.outer.addmm_(x.T, x)
+
+    def all_reduce(self) -> FeatureStats:
+        """Sum over ranks, in place (a no-op in one process)."""
+        for t in (self.count, self.sum, self.outer):
+            distributed.all_reduce_sum(t)
+        return self
+
+    def mean_cov(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.count.item()
+        mean = self.sum / n
+        return mean, self.outer / n - torch.outer(mean, mean)
+
+    def pca(self, dim: int) -> PCA:
+        """PCA-whitening to `dim` components (fewer if there are not enough rows)."""
+        mean, cov = self.mean_cov()
+        if not bool(torch.isfinite(cov).all()):
+            raise InputError("the network's features are not finite; DeepCluster cannot cluster")
+        values, vectors = top_eigen(cov, pca_width(dim, len(mean), int(self.count.item())))
+        projection = (vectors * values.clamp_min(1e-12).rsqrt()).float()
+        return PCA(mean.float(), projection.contiguous())  # eigh's are column-major
+
+
+def pca_width(dim: int, width: int, rows: int) -> int:
+    return max(1, min(dim, width, rows - 1))
+
+
+class HostRows:
+    """A rank's features in host memory as float16, each row scaled to max |x| = 1, so that
+    no value overflows and every one keeps float16's 11 significant bits. Stored in blocks
+    of 64 MB: torch rounds each pinned allocation up to a power of two, which for one
+    10.5 GB buffer would pin 16 GB."""
+
+    BLOCK_BYTES = 2**26
+
+    def __init__(self, rows: int, width: int, pin: bool) -> None:
+        self.block = max(1, self.BLOCK_BYTES // (2 * width))  # rows per block
+        self.length = rows
+        self.blocks = [
+            (
+                torch.empty(min(self.block, rows - a), width, dtype=torch.float16, pin_memory=pin),
+                torch.empty(min(self.block, rows - a), 1, dtype=torch.float32, pin_memory=pin),
+            )
+            for a in range(0, rows, self.block)
+        ]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _spans(self, start: int, stop: int):
+        """(block, first row in it, last row + 1, offset into the requested rows)."""
+        for j in range(start // self.block, (stop - 1) // self.block + 1):
+            lo, hi = max(start, j * self.block), min(stop, (j + 1) * self.block)
+            yield self.blocks[j], lo - j * self.block, hi - j * self.block, lo - start
+
+    def put(self, start: int, x: torch.Tensor) -> None:
+        scale = x.abs().amax(1, keepdim=True).clamp_min(1e-30)
+        half = (x / scale).half()
+        for (rows, scales), a, b, at in self._spans(start, start + len(x)):
+            rows[a:b].copy_(half[at : at + b - a], non_blocking=True)
+            scales[a:b].copy_(scale[at : at + b - a], non_blocking=True)
+
+    def get(self, start: int, stop: int, device: torch.device) -> torch.Tensor:
+        parts = [
+            rows[a:b].to(device, non_blocking=True).float()
+            * scales[a:b].to(device, non_blocking=True)
+            for (rows, scales), a, b, _ in self._spans(start, stop)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def fit_pca(x: torch.Tensor, dim: int, fit_rows: int = 0, seed: int = 0) -> PCA:
-    """PCA-whitening to `dim` components, fitted on all rows (or `fit_rows` random ones)."""
-    if 0 < fit_rows < len(x):
-        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:fit_rows]
-        x = x[pick.to(x.device)]
-    dim = min(dim, x.shape[1], len(x) - 1)
-    mean = x.mean(0, dtype=torch.float64)
-    cov = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
-    for chunk in x.split(16384):
-        centred = chunk - mean.float()
-        cov += (centred.T @ centred).double()
-    values, vectors = top_eigen(cov / len(x), dim)
-    projection = vectors * values.clamp_min(1e-12).rsqrt()
-    return PCA(mean.float(), projection.float())
+    """PCA-whitening of in-memory features, on all rows (or `fit_rows` random ones)."""
+    stats = FeatureStats(x.shape[1], x.device)
+    keep = fit_mask(len(x), fit_rows, seed)
+    for a in range(0, len(x), 16384):
+        chunk = x[a : a + 16384]
+        stats.add(chunk if keep is None else chunk[keep[a : a + 16384].to(x.device)])
+    return stats.pca(dim)
+
+
+def fit_mask(n: int, fit_rows: int, seed: int) -> torch.Tensor | None:
+    """Which of the n samples the PCA is fitted on: `fit_rows` random ones, or all (None)."""
+    if not 0 < fit_rows < n:
+        return None
+    keep = torch.zeros(n, dtype=torch.bool)
+    keep[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:fit_rows]] = True
+    return keep
 
 
 def top_eigen(cov: torch.Tensor, dim: int, rounds: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,18 +186,91 @@ def l2_normalise(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def resolve_backend(name: str, device: torch.device) -> str:
-    """auto: FAISS on its GPUs; torch on a CUDA device FAISS cannot use; else FAISS on CPU."""
-    if name not in BACKENDS:
-        raise InputError(f"unknown k-means backend {name!r} (known: {', '.join(BACKENDS)})")
-    faiss = _faiss()
-    if name == "faiss" and faiss is None:
-        raise InputError("--kmeans-backend faiss was asked for, but faiss is not installed")
-    if name != "auto":
-        return name
-    if faiss is not None and (faiss.get_num_gpus() > 0 or device.type != "cuda"):
-        return "faiss"
-    return "torch"
+def accumulate(
+    batches: Iterable[torch.Tensor], store: HostRows, stats: FeatureStats, keep=None
+) -> None:
+    """Add this rank's batches (in row order) to the statistics and the host store; `keep`
+    (this rank's rows) limits the statistics to the PCA's fitting rows."""
+    start = 0
+    for x in batches:
+        stats.add(x if keep is None else x[keep[start : start + len(x)].to(x.device)])
+        store.put(start, x)
+        start += len(x)
+    if start != len(store):
+        raise RuntimeError(f"{start} rows were embedded where {len(store)} were expected")
+
+
+def project(store: HostRows, pca: PCA, batch: int, device: torch.device) -> torch.Tensor:
+    """The stored rows whitened and L2-normalised, `batch` rows at a time: (rows, dim)."""
+    out = torch.empty(len(store), pca.projection.shape[1], device=device)
+    for a in range(0, len(store), batch):
+        b = min(a + batch, len(store))
+        out[a:b] = l2_normalise(pca.apply(store.get(a, b, device)))
+    return out
+
+
+def broadcast_pca(pca: PCA | None, width: int, dim: int, device: torch.device) -> PCA:
+    """Rank 0's PCA on every rank (the eigenvectors are computed once); the collectives
+    send the storage as it lies, so the layout must be row-major on every rank."""
+    if pca is None:
+        pca = PCA(torch.empty(width, device=device), torch.empty(width, dim, device=device))
+    distributed.broadcast(pca.mean)
+    distributed.broadcast(pca.projection)
+    return pca
+
+
+def cluster_step(
+    batches: Iterable[torch.Tensor],
+    counts: Sequence[int],
+    k: int,
+    *,
+    width: int,
+    device: torch.device,
+    batch: int,
+    rank: int = 0,
+    pca_dim: int = 256,
+    iterations: int = 20,
+    seed: int = 0,
+    backend: Backend | None = None,
+    pca_fit_rows: int = 0,
+) -> tuple[np.ndarray, ClusterResult | None]:
+    """DeepCluster's step over ranks: this rank's `batches` of (rows, width) features, in
+    order (rank r holds counts[r] rows, rank 0 the first). Returns every sample's
+    cluster on every rank, and on rank 0 the result with its backend and timings
+    (`backend` is needed on rank 0 only)."""
+    t0 = time.perf_counter()
+    n = sum(counts)
+    keep = fit_mask(n, pca_fit_rows, seed)
+    if keep is not None:
+        keep = keep[sum(counts[:rank]) : sum(counts[: rank + 1])]
+    store = HostRows(counts[rank], width, pin=device.type == "cuda")
+    stats = FeatureStats(width, device)
+    accumulate(batches, store, stats, keep)
+    t1 = time.perf_counter()
+    stats.all_reduce()
+    dim = pca_width(pca_dim, width, int(stats.count.item()))
+    pca = broadcast_pca(stats.pca(dim) if rank == 0 else None, width, dim, device)
+    del stats  # its d x d sums are no longer needed
+    features = distributed.gather_rows(project(store, pca, batch, device), list(counts))
+    del store
+    t2 = time.perf_counter()
+    labels = torch.zeros(n, dtype=torch.int64, device=device)
+    result = None
+    if rank == 0:
+        backend = backend or resolve_backend("auto", device)
+        if backend.name == "faiss":
+            host = features.cpu().numpy()
+            del features  # FAISS allocates its own GPU memory: free ours first
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            assignments, objective = kmeans_faiss(host, k, iterations, seed, backend.gpu)
+        else:
+            assignments, objective = kmeans_torch(features.to(backend.device), k, iterations, seed)
+        labels.copy_(torch.from_numpy(assignments))
+        result = ClusterResult(
+            assignments, objective, backend, t1 - t0, t2 - t1, time.perf_counter() - t2
+        )
+    return distributed.broadcast(labels).cpu().numpy(), result
 
 
 def cluster(
@@ -121,94 +282,12 @@ def cluster(
     seed: int = 0,
     backend: str = "auto",
     pca_fit_rows: int = 0,
+    batch: int = 16384,
 ) -> ClusterResult:
-    """DeepCluster's step: PCA-whiten, L2-normalise, k-means; assign every row."""
-    backend = resolve_backend(backend, features.device)
-    t0 = time.perf_counter()
-    pca = fit_pca(features, pca_dim, pca_fit_rows, seed)
-    x = l2_normalise(torch.cat([pca.apply(c) for c in features.split(16384)]))
-    t1 = time.perf_counter()
-    if backend == "faiss":
-        assignments, objective = kmeans_faiss(x.cpu().numpy(), k, iterations, seed)
-    else:
-        assignments, objective = kmeans_torch(x, k, iterations, seed)
-    t2 = time.perf_counter()
-    return ClusterResult(assignments, objective, backend, t1 - t0, t2 - t1)
-
-
-def kmeans_faiss(x: np.ndarray, k: int, iterations: int, seed: int) -> tuple[np.ndarray, float]:
-    faiss = _faiss()
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    clus = faiss.Clustering(x.shape[1], k)
-    clus.niter = iterations
-    clus.seed = seed
-    clus.max_points_per_centroid = 10_000_000  # no subsampling, as DeepCluster
-    clus.min_points_per_centroid = 1  # small data is refused earlier; no FAISS warning
-    if faiss.get_num_gpus() > 0:
-        config = faiss.GpuIndexFlatConfig()
-        config.useFloat16 = False
-        index = faiss.GpuIndexFlatL2(faiss.StandardGpuResources(), x.shape[1], config)
-    else:
-        index = faiss.IndexFlatL2(x.shape[1])
-    clus.train(x, index)
-    distances, assign = index.search(x, 1)
-    return assign[:, 0].astype(np.int64), float(distances.sum(dtype=np.float64))
-
-
-def kmeans_torch(x: torch.Tensor, k: int, iterations: int, seed: int) -> tuple[np.ndarray, float]:
-    """Lloyd's k-means as FAISS runs it, in torch on x's device."""
-    n = len(x)
-    x = x.float().contiguous()
-    start = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
-    centroids = x[start.to(x.device)].clone()
-    rng = np.random.default_rng(seed)
-    for _ in range(iterations):
-        assign, _ = nearest(x, centroids)
-        counts = torch.bincount(assign, minlength=k)
-        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
-        filled = counts > 0
-        centroids[filled] = sums[filled] / counts[filled, None].float()
-        split_empty(centroids, counts.cpu().numpy().astype(np.float64), rng)
-    assign, distances = nearest(x, centroids)
-    return assign.cpu().numpy(), float(distances.double().sum())
-
-
-def nearest(x: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of and squared distance to the nearest centroid, in chunks of rows."""
-    rows = max(1, 2**26 // centroids.shape[0])
-    c_sq = (centroids * centroids).sum(1)
-    assign, dist = [], []
-    for chunk in x.split(rows):
-        d2 = (chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ centroids.T + c_sq
-        best, idx = d2.min(1)
-        assign.append(idx)
-        dist.append(best.clamp_min(0))
-    return torch.cat(assign), torch.cat(dist)
-
-
-def split_empty(centroids: torch.Tensor, counts: np.ndarray, rng: np.random.Generator) -> int:
-    """FAISS's rule: each empty centroid becomes a perturbed copy of a non-empty one."""
-    empty = np.flatnonzero(counts == 0)
-    if len(empty) == 0:
-        return 0
-    d = centroids.shape[1]
-    sign = torch.ones(d, device=centroids.device)
-    sign[1::2] = -1  # even dimensions up, odd down (and the other way for the donor)
-    for ci in empty:
-        weights = np.maximum(counts - 1, 0)
-        if weights.sum() == 0:  # nothing left to split (k close to N)
-            break
-        cj = int(rng.choice(len(counts), p=weights / weights.sum()))
-        centroids[ci] = centroids[cj] * (1 + _SPLIT_EPS * sign)
-        centroids[cj] = centroids[cj] * (1 - _SPLIT_EPS * sign)
-        counts[ci] = counts[cj] / 2
-        counts[cj] -= counts[ci]
-    return len(empty)
-
-
-def _faiss():
-    try:
-        import faiss
-    except ImportError:
-        return None
-    return faiss
+    """The step on in-memory features in one process (benchmarks, tests)."""
+    _, result = cluster_step(
+        features.split(batch), [len(features)], k, width=features.shape[1],
+        device=features.device, batch=batch, pca_dim=pca_dim, iterations=iterations,
+        seed=seed, backend=resolve_backend(backend, features.device), pca_fit_rows=pca_fit_rows,
+    )  # fmt: skip
+    return result

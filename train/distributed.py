@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from sslx.errors import InputError
+
+# How long a collective may wait before the job fails. NCCL's default, 10 minutes, is
+# shorter than rank 0's DeepCluster step at full scale can take while the other ranks
+# wait in the labels' broadcast (k-means of 1.28M x 256 into 10,000 clusters on FAISS's
+# CPU path, with slow loaders or a busy host); 2 hours covers it with a wide margin, and
+# a job that truly hangs still fails, after 2 hours instead of 10 minutes.
+DEFAULT_TIMEOUT_MINUTES = 120.0
 
 
 @dataclass(frozen=True)
@@ -27,20 +35,26 @@ class Dist:
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """ "auto" is CUDA when a GPU is visible, else CPU."""
+    """ "auto" is CUDA when a GPU is visible, else CPU. Of the visible GPUs: the only one
+    (a launcher that binds one GPU per task, e.g. SLURM), else LOCAL_RANK modulo their
+    count (torchrun on a node whose GPUs every rank sees)."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
             raise InputError("--device cuda was asked for, but no CUDA GPU is visible")
-        return torch.device("cuda", local_rank)
+        count = torch.cuda.device_count()
+        return torch.device("cuda", 0 if count == 1 else local_rank % count)
     if requested == "cpu":
         return torch.device("cpu")
     raise InputError(f"unknown device {requested!r} (auto, cpu or cuda)")
 
 
-def setup(device: torch.device) -> Dist:
-    """Join the process group that torchrun describes in the environment, if any."""
+def setup(device: torch.device, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> Dist:
+    """Join the process group that torchrun describes in the environment, if any; a
+    collective that waits longer than `timeout_minutes` fails the job."""
+    if not timeout_minutes > 0:
+        raise InputError(f"--dist-timeout-minutes must be positive (got {timeout_minutes})")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Dist()
@@ -48,12 +62,35 @@ def setup(device: torch.device) -> Dist:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo",
+            timeout=timedelta(minutes=timeout_minutes),
+        )
     return Dist(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
 def local_rank_from_env() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def local_world_size_from_env() -> int:
+    """Ranks on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without a launcher)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. a container's or a job's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_workers(device: torch.device, local_world_size: int = 1) -> int:
+    """Loader processes per rank: one keeps up with CPU training; on a GPU, every usable
+    core shared by the local ranks, less one per rank for its main process (at least 1)."""
+    if device.type != "cuda":
+        return 1
+    return max(1, usable_cores() // max(1, local_world_size) - 1)
 
 
 def teardown() -> None:
@@ -76,14 +113,18 @@ def gather_rows(local: torch.Tensor, counts: list[int]) -> torch.Tensor | None:
     """Rank 0 gets every rank's rows, in rank order (rank r holds counts[r]); others None."""
     if not dist.is_initialized():
         return local
-    padded = local.new_zeros((max(counts), *local.shape[1:]))
-    padded[: len(local)] = local
+    most = max(counts)
+    padded = local if len(local) == most else torch.cat([local, local.new_zeros(
+        (most - len(local), *local.shape[1:]))])  # fmt: skip
     if dist.get_rank() != 0:
         dist.gather(padded, None, dst=0)
         return None
-    parts = [torch.empty_like(padded) for _ in counts]
-    dist.gather(padded, parts, dst=0)
-    return torch.cat([p[:c] for p, c in zip(parts, counts, strict=True)])
+    # Received straight into one buffer; cut only when the ranks' counts differ.
+    out = local.new_empty((len(counts), *padded.shape))
+    dist.gather(padded, list(out.unbind(0)), dst=0)
+    if all(c == most for c in counts):
+        return out.flatten(0, 1)
+    return torch.cat([p[:c] for p, c in zip(out, counts, strict=True)])
 
 
 def broadcast(values: torch.Tensor) -> torch.Tensor:

@@ -3,14 +3,15 @@ import pytest
 import torch
 
 from sslx.train.clustering import (
+    FeatureStats,
+    HostRows,
     cluster,
+    fit_mask,
     fit_pca,
-    kmeans_faiss,
-    kmeans_torch,
     l2_normalise,
-    split_empty,
     top_eigen,
 )
+from sslx.train.kmeans import kmeans_faiss, kmeans_torch, split_empty
 
 
 def blobs(n: int, d: int, centres: int, seed: int = 0, spread: float = 0.35) -> np.ndarray:
@@ -91,5 +92,32 @@ def test_cluster_assigns_every_sample(backend):
         pytest.importorskip("faiss")
     x = torch.from_numpy(blobs(600, 48, 6, spread=0.2))
     result = cluster(x, 6, pca_dim=16, iterations=10, seed=0, backend=backend)
-    assert result.backend == backend and result.assignments.shape == (600,)
+    assert result.backend.name == backend and result.assignments.shape == (600,)
     assert len(np.unique(result.assignments)) == 6 and result.objective > 0
+
+
+def test_host_rows_keep_float16_precision_across_blocks_and_large_values(monkeypatch):
+    monkeypatch.setattr(HostRows, "BLOCK_BYTES", 2 * 8 * 7)  # blocks of 7 rows of width 8
+    x = torch.randn(30, 8, generator=torch.Generator().manual_seed(0))
+    x[3] *= 1e6  # far beyond float16's 65504: each row is scaled before rounding
+    store = HostRows(30, 8, pin=False)
+    for a in range(0, 30, 4):  # batches of 4 straddle the blocks of 7
+        store.put(a, x[a : a + 4])
+    assert len(store) == 30 and len(store.blocks) == 5
+    back = torch.cat([store.get(a, min(a + 5, 30), torch.device("cpu")) for a in range(0, 30, 5)])
+    assert back.dtype == torch.float32 and back.shape == x.shape
+    torch.testing.assert_close(back, x, rtol=2**-11, atol=0)
+
+
+def test_streamed_statistics_give_the_mean_and_covariance():
+    x = torch.from_numpy(blobs(500, 12, 4)).double() * 3 + 10
+    stats = FeatureStats(12, torch.device("cpu"))
+    for chunk in x.float().split(64):
+        stats.add(chunk)
+    mean, cov = stats.mean_cov()
+    torch.testing.assert_close(mean, x.float().double().mean(0))
+    torch.testing.assert_close(cov, torch.cov(x.float().double().T, correction=0))
+    # The subset fitted by --pca-fit-rows is a seeded random choice of exactly that size.
+    keep = fit_mask(500, 100, seed=4)
+    assert keep.sum() == 100 and torch.equal(keep, fit_mask(500, 100, seed=4))
+    assert fit_mask(500, 0, seed=4) is None and fit_mask(500, 500, seed=4) is None

@@ -130,10 +130,10 @@ def test_features_are_fc7_before_relu_in_eval_mode(shards, tmp_path):
 
     method._shards = ShardIndex(shards)
     ctx = EpochContext(0, torch.device("cpu"), config=config, out=tmp_path, workers=0)
-    features = method.embed(np.arange(40), ctx)
+    features = torch.cat(list(method.embed_batches(np.arange(40), ctx)))
     assert method.training and features.shape == (40, 32)
     assert (features < 0).any()  # before the final ReLU
-    again = method.embed(np.arange(20, 30), ctx)
+    again = torch.cat(list(method.embed_batches(np.arange(20, 30), ctx)))
     torch.testing.assert_close(again, features[20:30])  # no dropout, no augmentation
 
 

@@ -13,15 +13,17 @@ Every epoch, before training:
 
 The reference trains the head with its own SGD without momentum, created afresh every
 epoch; here it is its own parameter group with momentum 0 (same update, no state).
-Under torchrun each rank embeds its stretch of the samples, rank 0 gathers them and
-clusters, and the labels are broadcast. The assignments of every epoch are saved as
-`RUN/clusters/epoch_NNNN.npy` (int32); a run resumed mid-epoch reloads that epoch's
-file instead of clustering again, so it trains on exactly the same labels.
+Under torchrun each rank embeds its stretch of the samples into streamed statistics and a
+float16 copy in host memory, all ranks agree on one PCA, each projects its own rows, and
+rank 0 gathers the 256-d projections, clusters them and broadcasts the labels. The
+assignments of every epoch are saved as `RUN/clusters/epoch_NNNN.npy` (int32); a run
+resumed mid-epoch reloads that epoch's file instead of clustering again, so it trains on
+exactly the same labels.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +33,10 @@ from torch import nn
 from sslx import seeds
 from sslx.atomic import atomic_write
 from sslx.errors import InputError, first_line
-from sslx.train import distributed
 from sslx.train.alexnet import AlexNet
-from sslx.train.clustering import BACKENDS, cluster
+from sslx.train.clustering import ClusterResult, cluster_step
 from sslx.train.indexed import EpochDataset, ShardIndex, epoch_loader
+from sslx.train.kmeans import BACKENDS, resolve_backend
 from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import (
     EpochContext,
@@ -167,36 +169,35 @@ class DeepCluster(Method):
         )
 
     def _cluster(self, ctx: EpochContext, path: Path) -> np.ndarray:
-        dist = ctx.extra["dist"]
-        n = self._shards.num_samples
-        t0 = time.perf_counter()
-        lo, hi = dist.rank * n // dist.world_size, (dist.rank + 1) * n // dist.world_size
-        local = self.embed(np.arange(lo, hi), ctx)
-        features = distributed.gather_rows(local, [
-            (r + 1) * n // dist.world_size - r * n // dist.world_size
-            for r in range(dist.world_size)
-        ])  # fmt: skip
-        seconds_features = time.perf_counter() - t0
-        labels = torch.zeros(n, dtype=torch.int64, device=ctx.device)
+        """Embed this rank's stretch of the samples and run the clustering step over ranks
+        (`sslx.train.clustering.cluster_step`); every rank gets every sample's label."""
+        dist, o = ctx.extra["dist"], self.method_options
+        n, w = self._shards.num_samples, dist.world_size
+        counts = [(r + 1) * n // w - r * n // w for r in range(w)]
+        lo = dist.rank * n // w
+        backend = resolve_backend(o["kmeans_backend"], ctx.device) if dist.is_main else None
+        labels, result = cluster_step(
+            self.embed_batches(np.arange(lo, lo + counts[dist.rank]), ctx),
+            counts,
+            self.k,
+            width=self.backbone.embed_dim,
+            device=ctx.device,
+            batch=ctx.config.optim.batch_size,
+            rank=dist.rank,
+            pca_dim=o["pca_dim"],
+            iterations=o["kmeans_iterations"],
+            seed=seeds.int_seed(ctx.config.seed, "clustering", ctx.epoch, 2) % 2**31,
+            backend=backend,
+            pca_fit_rows=o["pca_fit_rows"],
+        )
         if dist.is_main:
-            o = self.method_options
-            result = cluster(
-                features,
-                self.k,
-                pca_dim=o["pca_dim"],
-                iterations=o["kmeans_iterations"],
-                seed=seeds.int_seed(ctx.config.seed, "clustering", ctx.epoch, 2) % 2**31,
-                backend=o["kmeans_backend"],
-                pca_fit_rows=o["pca_fit_rows"],
-            )
-            labels.copy_(torch.from_numpy(result.assignments))
-            self._log(ctx, path, result, seconds_features)
-        del features
-        return distributed.broadcast(labels).cpu().numpy()
+            self._log(ctx, path, result)
+        return labels
 
     @torch.no_grad()
-    def embed(self, indices: np.ndarray, ctx: EpochContext) -> torch.Tensor:
-        """fc7 before its ReLU, eval mode, whole patches resized: (len(indices), width)."""
+    def embed_batches(self, indices: np.ndarray, ctx: EpochContext) -> Iterator[torch.Tensor]:
+        """fc7 before its ReLU, eval mode, whole patches resized: one (batch, width) float32
+        tensor on the device per batch of `indices`, in order."""
         batch = ctx.config.optim.batch_size
         dataset = EpochDataset(
             self._shards, indices, input_size=ctx.config.model.input_size, crop=None
@@ -206,17 +207,16 @@ class DeepCluster(Method):
         loader = epoch_loader(dataset, batches, ctx.workers, ctx.device.type == "cuda")
         was_training = self.backbone.training
         self.backbone.eval()
-        out = []
-        for b in loader:
-            if b["bad"]:
-                raise InputError(f"{b['errors'][0]}; DeepCluster needs every sample to cluster")
-            images = b["image"].to(ctx.device, non_blocking=True).permute(0, 3, 1, 2)
-            out.append(self.backbone(images, final_relu=False).float())
-        self.backbone.train(was_training)
-        width = self.backbone.embed_dim
-        return torch.cat(out) if out else torch.zeros(0, width, device=ctx.device)
+        try:
+            for b in loader:
+                if b["bad"]:
+                    raise InputError(f"{b['errors'][0]}; DeepCluster needs every sample to cluster")
+                images = b["image"].to(ctx.device, non_blocking=True).permute(0, 3, 1, 2)
+                yield self.backbone(images, final_relu=False).float()
+        finally:
+            self.backbone.train(was_training)
 
-    def _log(self, ctx: EpochContext, path: Path, result, seconds_features: float) -> None:
+    def _log(self, ctx: EpochContext, path: Path, result: ClusterResult) -> None:
         """Save the assignments (int32) and log NMI vs the last epoch and cluster statistics."""
         from sklearn.metrics import normalized_mutual_info_score
 
@@ -238,10 +238,12 @@ class DeepCluster(Method):
             "cluster_size_min": int(filled.min()),
             "cluster_size_median": float(np.median(filled)),
             "cluster_size_max": int(filled.max()),
-            "seconds_features": seconds_features,
+            "seconds_features": result.seconds_features,
             "seconds_pca": result.seconds_pca,
             "seconds_kmeans": result.seconds_kmeans,
-            "kmeans_backend": result.backend,
+            "kmeans_backend": result.backend.name,
+            "kmeans_device": str(result.backend.device),
+            "kmeans_backend_reason": result.backend.reason,
         }
         if ctx.log is not None:
             ctx.log.write(record, ctx.step, prefix="clustering")
