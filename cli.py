@@ -108,7 +108,7 @@ def _default_workers() -> int:
     "--aspect-ratio-min",
     type=float,
     default=0.75,
-    help="γ: crop aspect ratio h/w is log-uniform in [γ, 1/γ].",
+    help="γ: crop h/w (and so w/h) log-uniform in [this, 1/this].",
 )
 @click.option(
     "--rotation-degrees",

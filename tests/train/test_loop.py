@@ -166,3 +166,12 @@ def test_existing_run_needs_resume_and_resume_keeps_its_config(shards, tmp_path,
         main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--quiet"]) == 0
     )
     assert load_checkpoint(tmp_path / "run")["progress"]["epoch"] == 2
+
+
+def test_run_prints_a_summary_and_a_projection_before_it_ends(shards, tmp_path, capsys):
+    config = replace(_config(shards, epochs=1), model=ModelConfig(input_size=64))
+    train(config, tmp_path / "run", _options(max_steps=7))
+    err = capsys.readouterr().err
+    assert "device cpu" in err and "steps/epoch" in err and "240 samples" in err
+    assert "5x faster" in err  # stride 2 + fc 4096 on CPU
+    assert "s/step" in err and "per epoch" in err
