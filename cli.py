@@ -125,7 +125,8 @@ def _default_workers() -> int:
     "--preview",
     type=click.Path(path_type=Path),
     default=None,
-    help="Also write a contact sheet of the first 64 patches to this PNG.",
+    help="Also write a contact sheet of the first 64 patches here: .jpg at full size, "
+    ".png with tiles shrunk to 128 px.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(

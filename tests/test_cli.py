@@ -103,3 +103,15 @@ def test_console_script_and_help():
     assert result.returncode == 0
     for flag in ["--no-scale", "--no-rotation", "--no-flip", "--no-color", "--part", "--preset"]:
         assert flag in result.stdout
+
+
+def test_generate_without_room_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from sslx.datagen import estimate
+
+    full = shutil.disk_usage(tmp_path)._replace(free=0)
+    monkeypatch.setattr(estimate.shutil, "disk_usage", lambda path: full)
+    assert main(["generate", "--n", "20", "--size", "32", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sslx: error: not enough disk space"), err
