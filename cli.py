@@ -98,7 +98,7 @@ def cli() -> None:
     "--aspect-ratio-min",
     type=float,
     default=0.75,
-    help="γ: crop aspect ratio h/w is log-uniform in [γ, 1/γ].",
+    help="γ: crop h/w (and so w/h) log-uniform in [this, 1/this].",
 )
 @click.option(
     "--rotation-degrees",
@@ -115,7 +115,8 @@ def cli() -> None:
     "--preview",
     type=click.Path(path_type=Path),
     default=None,
-    help="Also write a contact sheet of the first 64 patches to this PNG.",
+    help="Also write a contact sheet of the first 64 patches here: .jpg at full size, "
+    ".png with tiles shrunk to 128 px.",
 )
 @quiet_option()
 def generate(

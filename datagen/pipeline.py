@@ -23,12 +23,14 @@ from tqdm import tqdm
 from sslx.atomic import write_bytes_atomic
 from sslx.datagen import shards as sh
 from sslx.datagen.config import GenerateConfig
+from sslx.datagen.estimate import check_disk, forecast, forecast_line
 from sslx.datagen.render import render_patch
 from sslx.datagen.sampling import sample_params
 from sslx.datagen.sources import MIN_SOURCE_SIDE, Source, expand_sources, load_sources
 from sslx.errors import InputError
 
 PROGRESS_EVERY = 50  # samples between progress-counter updates from a worker
+PREVIEW_PNG_TILE = 128  # px of a patch in a .png --preview (a .jpg keeps full size)
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,14 @@ def generate(
     sources = load_sources(paths, min_side=_min_source_side(config))
     identity = sh.dataset_identity(config.to_dict(), [s.info.to_dict() for s in sources])
     sh.claim_folder(out, identity)
+    todo = [
+        j for j in sh.part_shards(config.num_shards, *part) if not (out / sh.shard_name(j)).exists()
+    ]
+    _forecast(config, sources, out, todo, workers, progress)
 
     if preview is not None:
         write_preview(Path(preview), sources, config)
 
-    todo = [
-        j for j in sh.part_shards(config.num_shards, *part) if not (out / sh.shard_name(j)).exists()
-    ]
     start = time.perf_counter()
     written = _write_shards(config, paths, sources, out, todo, workers, progress)
     seconds = time.perf_counter() - start
@@ -83,6 +86,16 @@ def generate(
         seconds=seconds,
         complete=complete,
     )
+
+
+def _forecast(config, sources, out, todo, workers, progress) -> None:
+    """Say how big and how long the work is, and refuse it if the disk cannot hold it."""
+    patches = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in todo)
+    sizes = [s.size for s in sources]
+    f = forecast(lambda i: render_sample(i, sources, config, sizes), patches, len(todo), workers)
+    if progress and patches:
+        print(forecast_line(f, config.size, workers), file=sys.stderr)
+    check_disk(out, f.bytes)
 
 
 def _min_source_side(config: GenerateConfig) -> int:
@@ -180,7 +193,13 @@ def _make_shard(shard: int) -> sh.ShardRecord:
 
 
 def _render_sample(i: int) -> tuple[str, bytes, bytes]:
-    sources, config, sizes = _WORKER["sources"], _WORKER["config"], _WORKER["sizes"]
+    return render_sample(i, _WORKER["sources"], _WORKER["config"], _WORKER["sizes"])
+
+
+def render_sample(
+    i: int, sources: list[Source], config: GenerateConfig, sizes: list
+) -> tuple[str, bytes, bytes]:
+    """Sample i of the dataset: its key, JPEG bytes and JSON metadata."""
     params = sample_params(config.seed, i, sizes, config)
     patch = render_patch(sources[params.source], params, config.size)
     ok, jpg = cv2.imencode(".jpg", patch, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
@@ -216,20 +235,28 @@ def _check_preview_path(path: Path) -> None:
 def write_preview(
     path: Path, sources: list[Source], config: GenerateConfig, count: int = 64
 ) -> None:
-    """A contact sheet of the first `count` patches, 8 per row, before JPEG encoding."""
+    """A contact sheet of the first `count` patches, 8 per row, before JPEG encoding.
+
+    A .jpg sheet keeps full-size tiles (quality 90); a .png one, lossless, shrinks tiles to
+    PREVIEW_PNG_TILE px so that 64 patches of 256 px are about 2 MB instead of 7."""
     sizes = [s.size for s in sources]
+    png = path.suffix.lower() == ".png"
+    tile = min(config.size, PREVIEW_PNG_TILE) if png else config.size
     patches = [
         render_patch(sources[p.source], p, config.size)
         for p in (sample_params(config.seed, i, sizes, config) for i in range(min(count, config.n)))
     ]
     cols, gap = 8, 2
     rows = -(-len(patches) // cols)
-    cell = config.size + gap
+    cell = tile + gap
     sheet = np.full((rows * cell + gap, cols * cell + gap, 3), 255, np.uint8)
     for k, patch in enumerate(patches):
+        if tile != config.size:
+            patch = cv2.resize(patch, (tile, tile), interpolation=cv2.INTER_AREA)
         top, left = (gap + cell * rc for rc in divmod(k, cols))
-        sheet[top : top + config.size, left : left + config.size] = patch
-    ok, encoded = cv2.imencode(path.suffix.lower(), sheet)
+        sheet[top : top + tile, left : left + tile] = patch
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 9] if png else [cv2.IMWRITE_JPEG_QUALITY, 90]
+    ok, encoded = cv2.imencode(path.suffix.lower(), sheet, params)
     if not ok:
         raise InputError(f"cannot write --preview {path}")
     try:

@@ -11,6 +11,7 @@ interrupted probe continues where it stopped.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,7 @@ from sslx.probe.heads import LinearProbes
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
 from sslx.train.checkpoint import save_atomic
 from sslx.train.labelled import LabelledSplit
+from sslx.train.report import StepTimer
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class ProbeConfig:
     weight_decay: float = 1e-5
     lr_milestones: tuple[int, ...] = (10, 20, 30)
     lr_gamma: float = 0.1
-    augment: bool = True  # streaming path only; the cache is never augmented
+    augment: bool = True  # streaming path only: False whenever cache_features is on
     crop_scale_min: float = 0.08
     crop_ratio: float = 0.875
     ten_crop: bool = False
@@ -63,6 +65,9 @@ class ProbeConfig:
             raise InputError(f"--lr must be > 0 (got {self.lr})")
         if not 0 < self.crop_ratio <= 1:
             raise InputError(f"--crop-ratio must be in (0, 1] (got {self.crop_ratio})")
+        if self.cache_features and self.augment:
+            # The cache is extracted once without augmentation: record what is used.
+            object.__setattr__(self, "augment", False)
 
 
 @dataclass(frozen=True)
@@ -121,13 +126,20 @@ def train_probes(
     history: dict[str, list[float]],
     on_epoch_end: Callable[[int], None] | None = None,
     progress: bool = True,
+    steps_per_epoch: int | None = None,
 ) -> dict[str, list[float]]:
     """Joint training on the sum of the probes' losses; appends each probe's mean loss per
-    epoch to `history`. The features carry no gradient, so only the linear layers learn."""
-    bar = tqdm(epochs, desc="probe epochs", disable=not progress)
-    for epoch in bar:
+    epoch to `history`. The features carry no gradient, so only the linear layers learn.
+
+    One progress bar over all steps (no nested bars); after the first few steps of the
+    first epoch, a line projects the time of the whole protocol."""
+    total = steps_per_epoch * len(epochs) if steps_per_epoch else None
+    bar = tqdm(total=total, desc="probe", unit="step", disable=not progress, dynamic_ncols=True)
+    timer = StepTimer(steps_per_epoch, total, "probe's epochs") if total else None
+    for epoch in epochs:
         probes.train()
         totals, seen = dict.fromkeys(probes.layers, 0.0), 0
+        bar.set_description(f"probe epoch {epoch + 1}/{epochs.stop}")
         for features, labels in batches_of_epoch(epoch):
             losses = {n: F.cross_entropy(z, labels) for n, z in probes(features).items()}
             optimizer.zero_grad(set_to_none=True)
@@ -136,12 +148,16 @@ def train_probes(
             for n, loss in losses.items():
                 totals[n] += loss.item() * len(labels)
             seen += len(labels)
+            bar.update(1)
+            if timer is not None and (line := timer.tick()):
+                tqdm.write(line, file=sys.stderr)
         schedule.step()
         for n in probes.layers:
             history[n].append(totals[n] / max(seen, 1))
         bar.set_postfix({n: f"{history[n][-1]:.3f}" for n in probes.layers})
         if on_epoch_end is not None:
             on_epoch_end(epoch)
+    bar.close()
     return history
 
 
@@ -225,9 +241,7 @@ def _feature_source(trunk, data, config, options, network, key):
     def train_batches(epoch: int) -> Iterable[Batch]:
         # The same crops on a resumed run.
         torch.manual_seed(seeds.int_seed(config.seed, "probe", epoch, 1))
-        stream = stream_batches(trunk, train_set, order(epoch), options.workers, device)
-        return tqdm(stream, total=len(order(epoch)), desc=f"epoch {epoch + 1}",
-                    leave=False, disable=not options.progress)  # fmt: skip
+        return stream_batches(trunk, train_set, order(epoch), options.workers, device)
 
     def val_batches() -> Iterable[Batch]:
         order = in_order(len(val_set), config.batch_size)
@@ -280,8 +294,9 @@ def probe_network(
             )  # fmt: skip
 
     t1 = time.perf_counter()
+    steps = len(epoch_batches(len(data.train), config.batch_size, config.seed, 0))
     train_probes(probes, optimizer, schedule, train_batches, range(start, config.epochs),
-                 history, save, options.progress)  # fmt: skip
+                 history, save, options.progress, steps)  # fmt: skip
     t2 = time.perf_counter()
     top1, top5 = evaluate(probes, val_batches(), 10 if config.ten_crop else 1)
     seconds = {"extract": extract_s, "train": t2 - t1, "evaluate": time.perf_counter() - t2}

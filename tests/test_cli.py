@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from sslx.cli import main
+
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -84,3 +86,15 @@ def test_help_of_every_command(command):
     result = run(*command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"Usage: sslx {' '.join(command)}".rstrip())
+
+
+def test_generate_without_room_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from sslx.datagen import estimate
+
+    full = shutil.disk_usage(tmp_path)._replace(free=0)
+    monkeypatch.setattr(estimate.shutil, "disk_usage", lambda path: full)
+    assert main(["generate", "--n", "20", "--size", "32", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sslx: error: not enough disk space"), err

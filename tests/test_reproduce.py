@@ -1,7 +1,10 @@
-"""docs/reproduce.md at toy scale: every `bash` block, in order, through the real CLI.
+"""docs/reproduce.md and README.md at toy scale: every `bash` block, in order, through
+the real CLI.
 
-Only the scale variables of the recipe's first block change (the data folder, the
-number of patches, DeepCluster's k); every command runs exactly as documented.
+Only the scale variables of a document's first block change (the data folder, the
+number of patches, DeepCluster's k); every command runs exactly as documented. Blocks
+fenced as `sh` (installing, running the tests, commands that need a GPU or an earlier
+interruption) are shown but not run: the fence language is the marker.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "docs" / "reproduce.md"
+README = REPO / "README.md"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")  # fmt: skip
 TOY_SCALE = {"N": "256", "K": "4"}
@@ -56,21 +61,38 @@ def toy_data(root: Path) -> Path:
     return root
 
 
-def test_recipe_runs_end_to_end_at_toy_scale(tmp_path):
-    blocks = recipe_blocks(RECIPE.read_text())
-    assert len(blocks) >= 5, "docs/reproduce.md lost its bash blocks"
-    data = toy_data(tmp_path / "data")
+def run_blocks(blocks: list[str], data: Path, scale: dict[str, str], work: Path) -> None:
+    """The blocks as one bash script in `work`, with the first block's scale variables set."""
     first = set_variable(blocks[0], "DATA", str(data))
-    for name, value in TOY_SCALE.items():
+    for name, value in scale.items():
         first = set_variable(first, name, value)
     script = "\n".join(["set -euo pipefail", first, *blocks[1:]])
-
-    work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["bash", "-c", script], cwd=work, env=env,
                             capture_output=True, text=True, timeout=900)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_readme_examples_run_in_order_at_toy_scale(tmp_path):
+    blocks = recipe_blocks(README.read_text())
+    assert len(blocks) >= 3, "README.md lost its bash blocks"
+    work = tmp_path / "work"
+    run_blocks(blocks, toy_data(tmp_path / "data"), {"N": "256"}, work)
+    assert json.loads((work / "shards" / "manifest.json").read_text())["num_samples"] == 256
+    assert (work / "preview.jpg").stat().st_size > 0
+    assert (work / "runs/rotnet64/checkpoint.pt").is_file()
+    results = json.loads((work / "probes/results.json").read_text())
+    assert [r["name"] for r in results["results"]] == ["rotnet64", "random"]
+    assert (work / "rotnet-conv1.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_recipe_runs_end_to_end_at_toy_scale(tmp_path):
+    blocks = recipe_blocks(RECIPE.read_text())
+    assert len(blocks) >= 5, "docs/reproduce.md lost its bash blocks"
+    work = tmp_path / "work"
+    run_blocks(blocks, toy_data(tmp_path / "data"), TOY_SCALE, work)
 
     for name in ("shards-all", "shards-none"):
         manifest = json.loads((work / ".cache/repro" / name / "manifest.json").read_text())

@@ -145,8 +145,8 @@ def _methods_epilog() -> str:
 @click.option(
     "--lr-milestones",
     default=None,
-    help="Epochs at which the LR is multiplied by --lr-gamma, e.g. 15,30,45.  "
-    "[default: the method's]",
+    help="Epochs at which the LR is multiplied by --lr-gamma, e.g. 15,30,45; any past "
+    "--epochs are kept (for a longer resume) with a note.  [default: the method's]",
 )
 @click.option(
     "--lr-gamma", type=float, default=None, help="LR decay factor.  [default: the method's]"
@@ -161,7 +161,10 @@ def _methods_epilog() -> str:
     "--crop-scale-max", type=float, default=1.0, help="Train crop: largest area fraction."
 )
 @click.option(
-    "--aspect-ratio-min", type=float, default=0.75, help="Train crop: w/h in [this, 1/this]."
+    "--aspect-ratio-min",
+    type=float,
+    default=0.75,
+    help="Train crop: h/w (and so w/h) log-uniform in [this, 1/this].",
 )
 @click.option("--flip-prob", type=float, default=0.5, help="Probability of a horizontal flip.")
 @seed_option("Seed of the init, data order, crops and dropout.")

@@ -32,6 +32,13 @@ from sslx.train.data import ShardStream, init_loader_worker, steps_per_epoch
 from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
 from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
+from sslx.train.report import (
+    LivePostfix,
+    StepTimer,
+    milestone_note,
+    slow_cpu_hint,
+    startup_summary,
+)
 from sslx.train.state import (
     CONFIG_NAME,
     Progress,
@@ -146,6 +153,8 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     run.model = _wrap(method, device, dist, options)
     run.log = MetricsLog(out, dist.is_main, run.progress.global_step)
     progress = run.progress
+    if dist.is_main:
+        _announce(run)
     try:
         while progress.epoch < config.optim.epochs:
             extra = {"start_step": progress.step_in_epoch, "dist": dist}
@@ -181,12 +190,18 @@ def train_one_epoch(run: Run, draws: EpochDataset | None = None) -> str | None:
     run.model.train()
     meter = Meter()
     bad = BadSamples(allowed=config.max_bad_fraction * steps * config.optim.batch_size)
+    left = (config.optim.epochs - progress.epoch) * steps - progress.step_in_epoch
+    timer = StepTimer(steps, left) if run.dist.is_main else None
     with _progress_bar(run, steps) as bar:
+        live = LivePostfix(bar, run.device)
         for batch in loader:
             bad.check(batch, run)
             output = train_step(run, batch, autocast)
             meter.add({"loss": output.loss, **output.metrics}, batch["image"].shape[0])
             bar.update(1)
+            live.update(output.loss, batch["image"].shape[0])
+            if timer is not None and (line := timer.tick()):
+                tqdm.write(line, file=sys.stderr)
             due = _due(run, steps)
             if due.log:
                 stop_voted = _log_point(run, meter, bad.count, bar)
@@ -340,6 +355,19 @@ def _flush(run: Run, meter: Meter, bad: int) -> tuple[dict, bool]:
         bad_samples=int(total_bad),
     )
     return record, stop_votes > 0
+
+
+def _announce(run: Run) -> None:
+    """The start-up summary (and a hint when CPU settings are slow), before the first step."""
+    o = run.config.optim
+    steps, samples = getattr(run.data, "steps", None), run.data.num_samples
+    layout = dict(world_size=run.dist.world_size, batch_size=o.batch_size, workers=run.workers)
+    for line in (startup_summary(device=run.device, steps=steps, epochs=o.epochs,
+                                 samples=samples, **layout),
+                 slow_cpu_hint(run.device, run.config.model),
+                 milestone_note(o.lr_milestones, o.epochs)):  # fmt: skip
+        if line:
+            tqdm.write(line, file=sys.stderr)
 
 
 def _wrap(method, device, dist, options):

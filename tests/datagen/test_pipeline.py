@@ -145,3 +145,32 @@ def test_paper_settings_byte_identical_for_any_worker_count(shared_images, tmp_p
     assert files(tmp_path / "one") == files(tmp_path / "two")
     manifest = read_manifest(tmp_path / "one")
     assert [s["name"] for s in manifest["sources"]] == ["ameyoko.jpg", "sf.png"]
+
+
+def test_png_preview_shrinks_tiles_and_jpg_keeps_them(photo, tmp_path):
+    config = GenerateConfig(n=8, size=160, shard_size=8)
+    generate(config, [photo], tmp_path / "a", preview=tmp_path / "grid.png", progress=False)
+    generate(config, [photo], tmp_path / "b", preview=tmp_path / "grid.jpg", progress=False)
+    assert cv2.imread(str(tmp_path / "grid.png")).shape == (130 + 2, 8 * 130 + 2, 3)
+    assert cv2.imread(str(tmp_path / "grid.jpg")).shape == (162 + 2, 8 * 162 + 2, 3)
+
+
+def test_forecast_is_printed_and_near_the_real_size(photo, tmp_path, capsys):
+    generate(CONFIG, [photo], tmp_path / "out", progress=True)
+    line = next(x for x in capsys.readouterr().err.splitlines() if "patches of 48 px" in x)
+    forecast_mb = float(line.split("about ")[1].split(" MB")[0])
+    real_mb = sum(p.stat().st_size for p in (tmp_path / "out").glob("*.tar")) / 1e6
+    assert 0.7 * real_mb <= forecast_mb <= 1.3 * real_mb, (line, real_mb)
+
+
+def test_no_room_on_disk_is_refused_before_any_shard(photo, tmp_path, monkeypatch):
+    import shutil
+
+    from sslx.datagen import estimate
+    from sslx.errors import InputError
+
+    full = shutil.disk_usage(tmp_path)._replace(free=10 * 2**20)
+    monkeypatch.setattr(estimate.shutil, "disk_usage", lambda path: full)
+    with pytest.raises(InputError, match="not enough disk space"):
+        generate(CONFIG, [photo], tmp_path / "out", progress=False)
+    assert not list((tmp_path / "out").glob("*.tar"))

@@ -38,6 +38,7 @@ def test_probe_compares_checkpoints_side_by_side(checkpoint, image_folder, tmp_p
     assert len(rows) == 10 and {r["layer"] for r in rows} == {f"conv{i}" for i in range(1, 6)}
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "results.md").read_text().count("| run |") == 2  # top-1 and top-5
+    assert results["config"]["cache_features"] and results["config"]["augment"] is False
 
 
 def test_rerun_of_a_finished_probe_reuses_its_state(image_folder, tmp_path, capsys):

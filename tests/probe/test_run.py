@@ -72,3 +72,12 @@ def test_epoch_batches_are_a_seeded_permutation():
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(50)) and len(batches) == 4  # the last batch has 2
     assert batches == epoch_batches(50, 16, seed=1, epoch=2) != epoch_batches(50, 16, 1, 3)
+
+
+def test_probe_projects_its_time_after_the_first_steps(data, capsys):
+    """One bar over all steps, and a projection line once the first steps are measured."""
+    net = random_network(32, False, 0, 0)
+    config = _config(augment=False, epochs=2, batch_size=4)
+    probe_network(net, data, config, ProbeOptions(workers=0, progress=True))
+    err = capsys.readouterr().err
+    assert "per epoch" in err and "left for the probe's epochs" in err

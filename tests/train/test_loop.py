@@ -163,3 +163,12 @@ def test_a_diverging_loss_is_one_line_and_exit_3_keeping_the_last_checkpoint(
     assert match, err
     # The step that diverged was not checkpointed; the one before it was.
     assert load_checkpoint(run)["progress"]["global_step"] == int(match[1]) - 1
+
+
+def test_run_prints_a_summary_and_a_projection_before_it_ends(shards, tmp_path, capsys):
+    config = replace(_config(shards, epochs=1), model=ModelConfig(input_size=64))
+    train(config, tmp_path / "run", _options(max_steps=7))
+    err = capsys.readouterr().err
+    assert "device cpu" in err and "steps/epoch" in err and "240 samples" in err
+    assert "5x faster" in err  # stride 2 + fc 4096 on CPU
+    assert "s/step" in err and "per epoch" in err

@@ -1,0 +1,80 @@
+"""What a run prints while it runs: start-up summary, slow-CPU hint, projection, postfix."""
+
+import torch
+
+from sslx.train.alexnet import ModelConfig
+from sslx.train.report import (
+    MEASURED_STEPS,
+    LivePostfix,
+    StepTimer,
+    format_seconds,
+    milestone_note,
+    slow_cpu_hint,
+    startup_summary,
+)
+
+CPU = torch.device("cpu")
+
+
+def test_startup_summary_names_every_setting():
+    line = startup_summary(device=CPU, world_size=2, batch_size=64, workers=1, steps=10,
+                           epochs=3, samples=1280)  # fmt: skip
+    for part in ("device cpu", "torch threads", "2 rank(s)", "batch 64 per rank", "128 global",
+                 "1 loader worker(s)", "10 steps/epoch", "3 epoch(s)", "1280 samples"):  # fmt: skip
+        assert part in line, (part, line)
+
+
+def test_slow_cpu_hint_only_for_slow_settings():
+    assert "--conv1-stride 4" in slow_cpu_hint(CPU, ModelConfig(input_size=224))
+    assert "5x faster" in slow_cpu_hint(CPU, ModelConfig(input_size=64))
+    assert slow_cpu_hint(CPU, ModelConfig(input_size=64, conv1_stride=4,
+                                          classifier_width=512)) is None  # fmt: skip
+    assert slow_cpu_hint(CPU, ModelConfig(input_size=32)) is None
+    assert slow_cpu_hint(torch.device("cuda"), ModelConfig(input_size=224)) is None
+
+
+def test_milestone_note_names_only_milestones_past_the_run():
+    assert milestone_note((10, 20), 30) is None
+    note = milestone_note((1, 30, 45), 30)
+    assert "30,45" in note and " 1," not in note
+
+
+def test_step_timer_projects_once_after_the_measured_steps():
+    timer = StepTimer(steps_per_epoch=100, steps_left=300)
+    lines = [timer.tick() for _ in range(20)]
+    said = [i for i, line in enumerate(lines) if line]
+    assert said == [MEASURED_STEPS]  # step 1 is not measured
+    assert "per epoch" in lines[MEASURED_STEPS] and "left for the run" in lines[MEASURED_STEPS]
+
+
+def test_step_timer_on_a_short_epoch_projects_at_its_last_step():
+    timer = StepTimer(steps_per_epoch=3, steps_left=3)
+    assert [bool(timer.tick()) for _ in range(3)] == [False, False, True]
+
+
+def test_format_seconds():
+    assert format_seconds(5) == "5 s"
+    assert format_seconds(600) == "10 min"
+    assert format_seconds(3 * 3600) == "3.0 h"
+
+
+class _Bar:
+    disable = False
+
+    def __init__(self):
+        self.postfixes = []
+
+    def set_postfix(self, **kw):
+        self.postfixes.append(kw)
+
+
+def test_live_postfix_updates_every_step_on_cpu_and_sparsely_on_cuda():
+    bar = _Bar()
+    live = LivePostfix(bar, CPU)
+    live.update(torch.tensor(1.5), 16)
+    assert bar.postfixes and bar.postfixes[0]["loss"] == "1.500"
+    cuda_bar = _Bar()
+    live = LivePostfix(cuda_bar, torch.device("cuda"))
+    for _ in range(3):
+        live.update(torch.tensor(1.0), 16)
+    assert cuda_bar.postfixes == []

@@ -1,0 +1,138 @@
+"""What a run tells a person while it runs: a start-up summary, a hint when CPU settings
+are slow, live loss and img/s from the first step, and a projected time after a few steps.
+
+Shared by `sslx train` and `sslx probe`; it only formats and measures, it never changes
+what a run computes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from sslx.train.alexnet import ModelConfig
+
+# Steps whose time is measured for the projection; the first step (loader start-up,
+# allocations, k-means warm-up) is left out.
+MEASURED_STEPS = 5
+# On CUDA, reading the loss is a device sync: the live postfix reads it every this many steps.
+CUDA_POSTFIX_EVERY = 20
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def startup_summary(
+    *,
+    device: torch.device,
+    world_size: int,
+    batch_size: int,
+    workers: int,
+    steps: int | None,
+    epochs: int,
+    samples: int,
+) -> str:
+    """One line saying where and how a run trains, before its first step."""
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    where = f"device {device}" + (f", {threads} torch threads" if threads else "")
+    per_epoch = "steps per epoch set by the method" if steps is None else f"{steps} steps/epoch"
+    return (
+        f"sslx: {where}, {world_size} rank(s), batch {batch_size} per rank "
+        f"({batch_size * world_size} global), {workers} loader worker(s), {per_epoch}, "
+        f"{epochs} epoch(s), {samples} samples"
+    )
+
+
+def slow_cpu_hint(device: torch.device, model: ModelConfig) -> str | None:
+    """A one-time note when a CPU run uses settings that make it very slow, with the faster
+    choice. At 64 px, conv1 stride 4 and fc width 512 is about 5x faster (docs/benchmarks.md)."""
+    if device.type != "cpu":
+        return None
+    m = model.resolved()
+    if m.input_size >= 128:
+        return (
+            f"sslx: note: {m.input_size} px on CPU is very slow (hours per 10k patches); "
+            "for a CPU run try --size 64 --conv1-stride 4 --classifier-width 512"
+        )
+    if m.input_size >= 64 and m.conv1_stride <= 2 and m.classifier_width >= 4096:
+        return (
+            f"sslx: note: conv1 stride {m.conv1_stride} with fc width {m.classifier_width} is "
+            "slow on CPU; --conv1-stride 4 --classifier-width 512 is about 5x faster at 64 px"
+        )
+    return None
+
+
+def milestone_note(milestones: tuple[int, ...], epochs: int) -> str | None:
+    """LR milestones past the last epoch are kept in config.yaml (a resume with more
+    --epochs uses them) but do nothing in this run: say so once."""
+    beyond = [m for m in milestones if m >= epochs]
+    if not beyond:
+        return None
+    return (
+        f"sslx: note: LR milestone(s) {','.join(map(str, beyond))} are at or past --epochs "
+        f"{epochs}: kept in config.yaml for a longer resume, no effect in this run"
+    )
+
+
+class StepTimer:
+    """Projects the time per epoch and for the rest of a run from the steps after the first.
+
+    `tick()` is called after every step; it returns the projection line once, after
+    `MEASURED_STEPS` measured steps (or at the epoch's last step, if that comes first)."""
+
+    def __init__(self, steps_per_epoch: int, steps_left: int, what: str = "run") -> None:
+        self.steps_per_epoch = steps_per_epoch
+        self.steps_left = steps_left  # steps of the whole run still to go, this one included
+        self.what = what
+        self.seen = 0
+        self.started: float | None = None
+        self.done = False
+
+    def tick(self) -> str | None:
+        if self.done:
+            return None
+        self.seen += 1
+        now = time.perf_counter()
+        if self.seen == 1:
+            self.started = now
+            return None
+        measured = self.seen - 1
+        if measured < MEASURED_STEPS and self.seen < min(self.steps_per_epoch, self.steps_left):
+            return None
+        self.done = True
+        per_step = (now - self.started) / measured
+        left = per_step * (self.steps_left - self.seen)
+        return (
+            f"sslx: {per_step:.2f} s/step: about {format_seconds(per_step * self.steps_per_epoch)}"
+            f" per epoch, {format_seconds(left)} left for the {self.what} "
+            f"(measured on {measured} steps)"
+        )
+
+
+class LivePostfix:
+    """Keeps a progress bar's loss and img/s current from the first step: every step on CPU,
+    every `CUDA_POSTFIX_EVERY` steps on CUDA (reading the loss waits for the device)."""
+
+    def __init__(self, bar, device: torch.device) -> None:
+        self.bar = bar
+        self.every = CUDA_POSTFIX_EVERY if device.type == "cuda" else 1
+        self.steps = 0
+        self.images = 0
+        self.last = time.perf_counter()
+
+    def update(self, loss: torch.Tensor, images: int) -> None:
+        self.steps += 1
+        self.images += images
+        if self.bar.disable or self.steps % self.every:
+            return
+        now = time.perf_counter()
+        rate = self.images / (now - self.last) if now > self.last else 0.0
+        self.bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{rate:.0f}")
+        self.images, self.last = 0, now
