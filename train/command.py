@@ -98,7 +98,7 @@ def _method_options(command):
     "--batch-size",
     type=int,
     default=None,
-    help="Images per step per rank.  [default: the method's]",
+    help="Images per step: the global batch, split over ranks.  [default: the method's]",
 )
 @click.option("--lr", type=float, default=None, help="Learning rate.  [default: the method's]")
 @click.option(

@@ -11,9 +11,10 @@ we do not need).
 An `EpochDataset` is a map-style dataset of one epoch's draws: draw `i` is sample
 `indices[i]` with label `labels[i]`, cropped with the run's train crop whose parameters
 are a pure function of (seed, epoch, i), or in the evaluation view (`crop=None`, for
-feature extraction). `epoch_loader` splits the draws between ranks in contiguous
-stretches and batches them; the DataLoader hands whole batches to its workers in turn,
-so the batches and their order do not depend on the worker count.
+feature extraction). `rank_batches` splits the draws between ranks in contiguous
+stretches and batches them (each rank takes its share of the global batch); the
+DataLoader hands whole batches to its workers in turn, so the batches and their order do
+not depend on the worker count.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
 from sslx.train.crops import CropConfig, draw_crop
-from sslx.train.data import init_loader_worker, steps_per_epoch
+from sslx.train.data import init_loader_worker, rank_batch_size, steps_per_epoch
 
 
 class ShardIndex:
@@ -141,13 +142,12 @@ def collate_draws(items: list[tuple]) -> dict:
 def rank_batches(
     length: int, batch_size: int, rank: int, world_size: int, start_step: int = 0
 ) -> list[list[int]]:
-    """This rank's batches of draw positions: a contiguous stretch, minus `start_step`."""
-    steps = steps_per_epoch(length, world_size, batch_size)
+    """This rank's batches of draw positions: a contiguous stretch, minus `start_step`;
+    `batch_size` is the global batch, each batch holds this rank's share of it."""
+    steps = steps_per_epoch(length, batch_size)
+    b = rank_batch_size(batch_size, world_size)
     start = rank * length // world_size
-    return [
-        list(range(start + s * batch_size, start + (s + 1) * batch_size))
-        for s in range(start_step, steps)
-    ]
+    return [list(range(start + s * b, start + (s + 1) * b)) for s in range(start_step, steps)]
 
 
 def epoch_loader(
