@@ -1,8 +1,9 @@
 """Shard layout, atomic shard writing and the manifest: the contract with `sslx train`.
 
 A dataset folder holds `shard-NNNNNN.tar` files, `generate-config.json` (written
-first, identifies the dataset) and `manifest.json` (written last, only once every
-shard exists). The format is documented in docs/shards.md.
+first, identifies the dataset), `samples.parquet` (one row per sample, see
+samples_table.py) and `manifest.json` (written last, only once every shard exists).
+The format is documented in docs/shards.md.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import os
 import socket
 import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from sslx.datagen.samples_table import ShardRows, data_offset
 from sslx.errors import InputError
 
 FORMAT = "sslx-patches"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds samples.parquet; the shards are the same as in version 1
+READ_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "generate-config.json"
 TMP_SUFFIX = ".tmp"
@@ -91,9 +94,10 @@ class ShardRecord:
     num_samples: int
     sha256: str
     bytes: int
+    rows: ShardRows | None = field(default=None, compare=False, repr=False)  # as written
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "rows"}
 
 
 def write_shard(
@@ -106,24 +110,26 @@ def write_shard(
     """
     final = out / shard_name(shard)
     tmp = out / f".{final.name}.{socket.gethostname()}.{os.getpid()}{TMP_SUFFIX}"
-    count = 0
+    count, rows = 0, ShardRows(shard)
     try:
         with open(tmp, "wb") as raw:
             hashing = _HashingFile(raw)
             with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
                 for key, jpg, meta in samples:
-                    _add_member(tar, f"{key}.jpg", jpg)
-                    _add_member(tar, f"{key}.json", meta)
+                    rows.add_jpg(key, _add_member(tar, f"{key}.jpg", jpg), len(jpg))
+                    rows.add_json(_add_member(tar, f"{key}.json", meta), meta)
                     count += 1
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    return ShardRecord(final.name, first_index, count, hashing.sha256.hexdigest(), hashing.bytes)
+    digest = hashing.sha256.hexdigest()
+    return ShardRecord(final.name, first_index, count, digest, hashing.bytes, rows)
 
 
-def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
+    """Append one member; returns the byte offset of its data in the tar."""
     # Fixed owner, mode and mtime make the tar bytes reproducible. Plain tarfile rather
     # than webdataset's TarWriter: importing webdataset imports torch (~2 s and ~300 MB
     # per render worker); readers see a standard WebDataset shard either way.
@@ -133,6 +139,7 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.mode = 0o444
     info.uname = info.gname = "sslx"
     tar.addfile(info, io.BytesIO(data))
+    return data_offset(tar, len(data))
 
 
 def record_existing(out: Path, shard: int, first_index: int, num_samples: int) -> ShardRecord:
@@ -177,12 +184,15 @@ def claim_folder(out: Path, identity: dict) -> None:
             existing = json.loads(config_path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise InputError(f"{config_path} is unreadable ({e}); use an empty --out") from None
-        if existing != identity:
+        # Versions 1 and 2 write the same shards: a version 1 folder is the same dataset.
+        if {**existing, "format_version": FORMAT_VERSION} != identity:
             diff = ", ".join(_differences(existing, identity)) or "format"
             raise InputError(
                 f"{out} already holds a different dataset (differs in: {diff}); "
                 "use another --out or the same settings"
             )
+        if existing != identity:
+            write_json_atomic(config_path, identity)
         return
     visible = [p.name for p in out.iterdir() if not p.name.startswith(".")]
     if visible:
@@ -204,7 +214,8 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def build_manifest(identity: dict, records: list[ShardRecord]) -> dict:
+def build_manifest(identity: dict, records: list[ShardRecord], samples_table: dict) -> dict:
+    """`samples_table` is the table's entry: name, rows, sha256 (samples_table.write_table)."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -212,6 +223,7 @@ def build_manifest(identity: dict, records: list[ShardRecord]) -> dict:
         "num_samples": sum(r.num_samples for r in records),
         "num_shards": len(records),
         "shards": [r.to_dict() for r in records],
+        "samples_table": samples_table,
         "config": identity["config"],
         "sources": identity["sources"],
     }
@@ -231,8 +243,9 @@ def read_manifest(folder: str | Path) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{path} is unreadable: {e}") from None
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path} is not an sslx shard manifest of version {FORMAT_VERSION}")
+    if manifest.get("format") != FORMAT or manifest.get("format_version") not in READ_VERSIONS:
+        versions = " or ".join(map(str, READ_VERSIONS))
+        raise InputError(f"{path} is not an sslx shard manifest of version {versions}")
     return manifest
 
 

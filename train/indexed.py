@@ -2,11 +2,11 @@
 
 The streaming reader (`data.ShardStream`) reads every shard front to back. DeepCluster
 instead draws the same number of images from every cluster, so it needs image `i` on
-demand. `ShardIndex` records where each sample's JPEG lies inside its tar shard (the
-stdlib `tarfile` reads the headers; no tar parsing of our own) and then reads it with
-one `pread`. WebDataset's own indexed reader, `wids`, is not part of webdataset 1.0
-(it is a separate package that scans the tars the same way and adds a download cache
-we do not need).
+demand. `ShardIndex` loads where each sample's JPEG lies inside its tar shard from the
+dataset's `samples.parquet` (shard format version 2; a version 1 dataset is indexed by
+reading the tar headers with the stdlib `tarfile`) and then reads it with one `pread`.
+WebDataset's own indexed reader, `wids`, is not part of webdataset 1.0 (it is a separate
+package that scans the tars the same way and adds a download cache we do not need).
 
 An `EpochDataset` is a map-style dataset of one epoch's draws: draw `i` is sample
 `indices[i]` with label `labels[i]`, cropped with the run's train crop whose parameters
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sslx.datagen.samples_table import read_locations
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
 from sslx.train.crops import CropConfig, draw_crop
@@ -44,8 +45,17 @@ class ShardIndex:
         self.shard = np.full(self.num_samples, -1, dtype=np.int32)
         self.offset = np.zeros(self.num_samples, dtype=np.int64)
         self.size = np.zeros(self.num_samples, dtype=np.int64)
-        for j, path in enumerate(self.paths):
-            self._scan(j, path)
+        table = read_locations(folder, manifest)
+        if table is None:
+            for j, path in enumerate(self.paths):
+                self._scan(j, path)
+        else:
+            index = table["index"].to_numpy()
+            if len(index) and (index.min() < 0 or index.max() >= self.num_samples):
+                raise InputError(f"{folder} samples table lists indices outside the manifest")
+            self.shard[index] = table["shard"].to_numpy()
+            self.offset[index] = table["jpg_offset"].to_numpy()
+            self.size[index] = table["jpg_size"].to_numpy()
         missing = np.flatnonzero(self.shard < 0)
         if len(missing):
             raise InputError(

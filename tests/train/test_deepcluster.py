@@ -159,3 +159,14 @@ def test_faiss_backend_runs_in_the_loop(shards, tmp_path):
     log = [r for r in _records(tmp_path / "run") if r.get("event") == "clustering"]
     assert log[0]["kmeans_backend"] == "faiss" and log[0]["empty_clusters"] >= 0
 
+
+def test_shard_index_opens_no_tar_when_the_table_exists(shards, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("ShardIndex opened a tar")
+
+    monkeypatch.setattr(tarfile, "open", refuse)
+    index = ShardIndex(shards)
+    monkeypatch.undo()
+    with tarfile.open(shards / "shard-000001.tar") as tar:
+        member = tar.getmember("000000057.jpg")
+        assert index.read(57) == tar.extractfile(member).read()
