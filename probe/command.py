@@ -174,7 +174,11 @@ def _unique_names(networks: list[Network]) -> list[Network]:
     help="Seed of the probes' init and batch order, and of --random-init.",
 )
 @click.option(
-    "--workers", type=int, default=1, help="Image decoding processes (0: in the main process)."
+    "--workers",
+    type=int,
+    default=None,
+    help="Image decoding processes (0: in the main process).  [default: 1 on CPU, all "
+    "cores but one on a GPU]",
 )
 @click.option(
     "--device",
@@ -225,7 +229,7 @@ def probe(**flags) -> None:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     options = ProbeOptions(
-        workers=max(0, flags["workers"]),
+        workers=None if flags["workers"] is None else max(0, flags["workers"]),
         device=device,
         cache_dir=flags["cache_dir"],
         progress=not flags["quiet"],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -32,9 +32,11 @@ from sslx.probe.features import (
     stream_batches,
 )
 from sslx.probe.heads import LinearProbes
+from sslx.probe.plan import TimeProjection, cache_bytes, check_cache_fits
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
 from sslx.train.checkpoint import save_atomic
 from sslx.train.labelled import LabelledSplit
+from sslx.train.loop import default_workers
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class ProbeConfig:
 class ProbeOptions:
     """How a probe runs; none of these change its result."""
 
-    workers: int = 1
+    workers: int | None = None  # None: 1 on CPU, every core but one on a GPU
     device: str = "cpu"
     cache_dir: Path | None = None  # None: the feature cache lives in memory
     progress: bool = True
@@ -121,6 +123,7 @@ def train_probes(
     history: dict[str, list[float]],
     on_epoch_end: Callable[[int], None] | None = None,
     progress: bool = True,
+    on_step: Callable[[], None] | None = None,
 ) -> dict[str, list[float]]:
     """Joint training on the sum of the probes' losses; appends each probe's mean loss per
     epoch to `history`. The features carry no gradient, so only the linear layers learn."""
@@ -133,6 +136,8 @@ def train_probes(
             optimizer.zero_grad(set_to_none=True)
             sum(losses.values()).backward()
             optimizer.step()
+            if on_step is not None:
+                on_step()
             for n, loss in losses.items():
                 totals[n] += loss.item() * len(labels)
             seen += len(labels)
@@ -205,6 +210,8 @@ def _feature_source(trunk, data, config, options, network, key):
     if config.cache_features:
         t0 = time.perf_counter()
         cache_dir = options.cache_dir / _slug(network.name) if options.cache_dir else None
+        size_needed = cache_bytes(n_train, len(val_set), dict(trunk.dims), crops)
+        check_cache_fits(size_needed, cache_dir)
         common = dict(batch_size=config.batch_size, workers=options.workers, device=device,
                       cache_dir=cache_dir, fingerprint=key, progress=options.progress)  # fmt: skip
         train = extract_features(trunk, Transformed(data.train, plain), name="train", **common)
@@ -255,6 +262,8 @@ def probe_network(
         return ProbeResult(**state["result"])
 
     device = torch.device(options.device)
+    if options.workers is None:
+        options = replace(options, workers=default_workers(device, 1))
     trunk = FrozenTrunk(network.model, config.layers).to(device)
     train_batches, val_batches, extract_s = _feature_source(
         trunk, data, config, options, network, key
@@ -279,11 +288,19 @@ def probe_network(
                 state_path,
             )  # fmt: skip
 
+    crops = 10 if config.ten_crop else 1
+    projection = TimeProjection(
+        config.epochs - start,
+        len(epoch_batches(len(data.train), config.batch_size, config.seed, start)),
+        len(in_order(len(data.val), config.batch_size)),
+        crops,
+        options.progress,
+    )
     t1 = time.perf_counter()
     train_probes(probes, optimizer, schedule, train_batches, range(start, config.epochs),
-                 history, save, options.progress)  # fmt: skip
+                 history, save, options.progress, projection.step)  # fmt: skip
     t2 = time.perf_counter()
-    top1, top5 = evaluate(probes, val_batches(), 10 if config.ten_crop else 1)
+    top1, top5 = evaluate(probes, val_batches(), crops)
     seconds = {"extract": extract_s, "train": t2 - t1, "evaluate": time.perf_counter() - t2}
     result = ProbeResult(network.name, network.model.config.input_size, dict(trunk.dims),
                          top1, top5, history, seconds, network.source)  # fmt: skip
