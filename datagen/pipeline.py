@@ -13,7 +13,7 @@ import multiprocessing as mp
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -25,6 +25,7 @@ from sslx.datagen import shards as sh
 from sslx.datagen.config import GenerateConfig
 from sslx.datagen.estimate import check_disk, forecast, forecast_line
 from sslx.datagen.render import render_patch
+from sslx.datagen.samples_table import scan_shard, write_table
 from sslx.datagen.sampling import sample_params
 from sslx.datagen.sources import MIN_SOURCE_SIDE, Source, expand_sources, load_sources
 from sslx.errors import InputError
@@ -76,7 +77,7 @@ def generate(
     seconds = time.perf_counter() - start
 
     complete = all((out / sh.shard_name(j)).exists() for j in range(config.num_shards))
-    if complete and (written or not (out / sh.MANIFEST_NAME).exists()):
+    if complete and (written or not _has_current_manifest(out)):
         _finish(config, identity, out, written)
     return GenerateReport(
         out=out,
@@ -211,17 +212,29 @@ def render_sample(
     return sh.sample_key(i), jpg.tobytes(), json.dumps(meta, sort_keys=True).encode()
 
 
+def _has_current_manifest(out: Path) -> bool:
+    """A manifest of this format version (a version 1 one lacks the samples table)."""
+    try:
+        manifest = json.loads((out / sh.MANIFEST_NAME).read_text())
+        return manifest["format_version"] == sh.FORMAT_VERSION
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _finish(
     config: GenerateConfig, identity: dict, out: Path, written: dict[int, sh.ShardRecord]
 ) -> None:
-    records = []
+    records, rows = [], []
     for j in range(config.num_shards):
         if j in written:
             records.append(written[j])
-        else:
+        else:  # written by another part or an earlier run: read its rows back once
             shard = sh.shard_range(j, config.shard_size, config.n)
             records.append(sh.record_existing(out, j, shard.start, len(shard)))
-    sh.write_dataset_json(out / sh.MANIFEST_NAME, sh.build_manifest(identity, records))
+            records[-1] = replace(records[-1], rows=scan_shard(out / sh.shard_name(j), j))
+        rows.append(records[-1].rows)
+    table = write_table(out, rows)
+    sh.write_dataset_json(out / sh.MANIFEST_NAME, sh.build_manifest(identity, records, table))
     sh.remove_stale_temporaries(out)
 
 

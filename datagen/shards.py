@@ -1,8 +1,9 @@
 """Shard layout, atomic shard writing and the manifest: the contract with `sslx train`.
 
 A dataset folder holds `shard-NNNNNN.tar` files, `generate-config.json` (written
-first, identifies the dataset) and `manifest.json` (written last, only once every
-shard exists). The format is documented in docs/shards.md.
+first, identifies the dataset), `samples.parquet` (one row per sample, see
+samples_table.py) and `manifest.json` (written last, only once every shard exists).
+The format is documented in docs/shards.md.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import io
 import json
 import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from sslx.atomic import TMP_SUFFIX, atomic_write, write_json_atomic
+from sslx.datagen.samples_table import ShardRows, data_offset
 from sslx.errors import InputError
 
 FORMAT = "sslx-patches"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds samples.parquet; the shards are the same as in version 1
+READ_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "generate-config.json"
 KEY_DIGITS = 9
@@ -89,9 +92,10 @@ class ShardRecord:
     num_samples: int
     sha256: str
     bytes: int
+    rows: ShardRows | None = field(default=None, compare=False, repr=False)  # as written
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "rows"}
 
 
 def write_shard(
@@ -100,23 +104,25 @@ def write_shard(
     """Write (key, jpg, json) samples to `shard`, atomically (`sslx.atomic`): a shard
     with its final name is always complete."""
     final = out / shard_name(shard)
-    count = 0
+    count, rows = 0, ShardRows(shard)
     try:
         with atomic_write(final, "wb") as raw:
             hashing = _HashingFile(raw)
             with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
                 for key, jpg, meta in samples:
-                    _add_member(tar, f"{key}.jpg", jpg)
-                    _add_member(tar, f"{key}.json", meta)
+                    rows.add_jpg(key, _add_member(tar, f"{key}.jpg", jpg), len(jpg))
+                    rows.add_json(_add_member(tar, f"{key}.json", meta), meta)
                     count += 1
     except OSError as e:
         if e.filename is None:  # a failed write names no file: name the shard
             raise OSError(e.errno, e.strerror, str(final)) from e
         raise
-    return ShardRecord(final.name, first_index, count, hashing.sha256.hexdigest(), hashing.bytes)
+    digest = hashing.sha256.hexdigest()
+    return ShardRecord(final.name, first_index, count, digest, hashing.bytes, rows)
 
 
-def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
+    """Append one member; returns the byte offset of its data in the tar."""
     # Fixed owner, mode and mtime make the tar bytes reproducible. Plain tarfile rather
     # than webdataset's TarWriter: importing webdataset imports torch (~2 s and ~300 MB
     # per render worker); readers see a standard WebDataset shard either way.
@@ -126,6 +132,7 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.mode = 0o444
     info.uname = info.gname = "sslx"
     tar.addfile(info, io.BytesIO(data))
+    return data_offset(tar, len(data))
 
 
 def record_existing(out: Path, shard: int, first_index: int, num_samples: int) -> ShardRecord:
@@ -169,12 +176,15 @@ def claim_folder(out: Path, identity: dict) -> None:
             existing = json.loads(config_path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise InputError(f"{config_path} is unreadable ({e}); use an empty --out") from None
-        if existing != identity:
+        # Versions 1 and 2 write the same shards: a version 1 folder is the same dataset.
+        if {**existing, "format_version": FORMAT_VERSION} != identity:
             diff = ", ".join(_differences(existing, identity)) or "format"
             raise InputError(
                 f"{out} already holds a different dataset (differs in: {diff}); "
                 "use another --out or the same settings"
             )
+        if existing != identity:
+            write_json_atomic(config_path, identity)
         return
     visible = [p.name for p in out.iterdir() if not p.name.startswith(".")]
     if visible:
@@ -196,7 +206,8 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def build_manifest(identity: dict, records: list[ShardRecord]) -> dict:
+def build_manifest(identity: dict, records: list[ShardRecord], samples_table: dict) -> dict:
+    """`samples_table` is the table's entry: name, rows, sha256 (samples_table.write_table)."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -204,6 +215,7 @@ def build_manifest(identity: dict, records: list[ShardRecord]) -> dict:
         "num_samples": sum(r.num_samples for r in records),
         "num_shards": len(records),
         "shards": [r.to_dict() for r in records],
+        "samples_table": samples_table,
         "config": identity["config"],
         "sources": identity["sources"],
     }
@@ -226,9 +238,10 @@ def read_manifest(folder: str | Path) -> dict:
     if (
         not isinstance(manifest, dict)
         or manifest.get("format") != FORMAT
-        or manifest.get("format_version") != FORMAT_VERSION
+        or manifest.get("format_version") not in READ_VERSIONS
     ):
-        raise InputError(f"{path} is not an sslx shard manifest of version {FORMAT_VERSION}")
+        versions = " or ".join(map(str, READ_VERSIONS))
+        raise InputError(f"{path} is not an sslx shard manifest of version {versions}")
     problem = _manifest_problem(manifest)
     if problem:
         raise InputError(f"{path} is damaged: {problem}")

@@ -131,7 +131,12 @@ MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more t
     "a rerun) instead of in memory.",
 )
 @seed_option("Seed of the probes' init and batch order, and of --random-init.")
-@workers_option("Image decoding processes (0: in the main process).", default=1)
+@workers_option(
+    "Image decoding processes (0: in the main process).  [default: 1 on CPU, all cores but "
+    "one on a GPU]",
+    default=None,
+    show_default=False,
+)
 @device_option("Where the network and probes run.")
 @out_option(
     "Folder for results.{md,json,csv}, accuracy.png and the resumable probe "
@@ -189,7 +194,7 @@ def probe(**flags) -> None:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     options = ProbeOptions(
-        workers=flags["workers"],
+        workers=None if flags["workers"] is None else max(0, flags["workers"]),
         device=device,
         cache_dir=flags["cache_dir"],
         progress=not flags["quiet"],

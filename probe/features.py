@@ -62,6 +62,16 @@ def in_order(n: int, batch_size: int) -> list[list[int]]:
     return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
 
 
+def trunk_features(trunk: FrozenTrunk, images: torch.Tensor, bf16: bool) -> dict:
+    """The trunk's pooled taps, in bf16 autocast if asked (the GPU's fast path), returned
+    in float32: the probes' BatchNorm wants float32."""
+    if not bf16:
+        return trunk(images)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16):
+        pooled = trunk(images)
+    return {n: f.float() for n, f in pooled.items()}
+
+
 def stream_batches(
     trunk: FrozenTrunk,
     dataset: Dataset,
@@ -69,12 +79,17 @@ def stream_batches(
     workers: int,
     device: torch.device,
 ) -> Iterator[Batch]:
-    """Decode, transform and run the trunk batch by batch."""
+    """Decode, transform and run the trunk batch by batch (bf16 autocast on CUDA). A new
+    loader per pass: persistent workers would keep their RNG across epochs, and a resumed
+    epoch must draw the same crops as an uninterrupted one."""
+    cuda = device.type == "cuda"
     loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, persistent_workers=False
-    )
+        dataset, batch_sampler=batches, num_workers=workers, persistent_workers=False,
+        pin_memory=cuda, prefetch_factor=4 if workers > 0 else None,
+    )  # fmt: skip
     for images, labels in loader:
-        yield trunk(images.to(device, non_blocking=True)), labels.to(device)
+        images = images.to(device, non_blocking=True)
+        yield trunk_features(trunk, images, bf16=cuda), labels.to(device, non_blocking=True)
 
 
 @dataclass

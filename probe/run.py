@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,9 +33,11 @@ from sslx.probe.features import (
     stream_batches,
 )
 from sslx.probe.heads import LinearProbes
+from sslx.probe.plan import cache_bytes, check_cache_fits
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
 from sslx.train.checkpoint import save_atomic
 from sslx.train.labelled import LabelledSplit
+from sslx.train.loop import default_workers
 from sslx.train.report import StepTimer
 
 
@@ -74,7 +76,7 @@ class ProbeConfig:
 class ProbeOptions:
     """How a probe runs; none of these change its result."""
 
-    workers: int = 1
+    workers: int | None = None  # None: 1 on CPU, every core but one on a GPU
     device: str = "cpu"
     cache_dir: Path | None = None  # None: the feature cache lives in memory
     progress: bool = True
@@ -221,6 +223,8 @@ def _feature_source(trunk, data, config, options, network, key):
     if config.cache_features:
         t0 = time.perf_counter()
         cache_dir = options.cache_dir / _slug(network.name) if options.cache_dir else None
+        size_needed = cache_bytes(n_train, len(val_set), dict(trunk.dims), crops)
+        check_cache_fits(size_needed, cache_dir)
         common = dict(batch_size=config.batch_size, workers=options.workers, device=device,
                       cache_dir=cache_dir, fingerprint=key, progress=options.progress)  # fmt: skip
         train = extract_features(trunk, Transformed(data.train, plain), name="train", **common)
@@ -269,6 +273,8 @@ def probe_network(
         return ProbeResult(**state["result"])
 
     device = torch.device(options.device)
+    if options.workers is None:
+        options = replace(options, workers=default_workers(device, 1))
     trunk = FrozenTrunk(network.model, config.layers).to(device)
     train_batches, val_batches, extract_s = _feature_source(
         trunk, data, config, options, network, key
@@ -293,12 +299,13 @@ def probe_network(
                 state_path,
             )  # fmt: skip
 
+    crops = 10 if config.ten_crop else 1
     t1 = time.perf_counter()
     steps = len(epoch_batches(len(data.train), config.batch_size, config.seed, 0))
     train_probes(probes, optimizer, schedule, train_batches, range(start, config.epochs),
                  history, save, options.progress, steps)  # fmt: skip
     t2 = time.perf_counter()
-    top1, top5 = evaluate(probes, val_batches(), 10 if config.ten_crop else 1)
+    top1, top5 = evaluate(probes, val_batches(), crops)
     seconds = {"extract": extract_s, "train": t2 - t1, "evaluate": time.perf_counter() - t2}
     result = ProbeResult(network.name, network.model.config.input_size, dict(trunk.dims),
                          top1, top5, history, seconds, network.source)  # fmt: skip

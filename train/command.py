@@ -127,7 +127,7 @@ def _methods_epilog() -> str:
     "--batch-size",
     type=int,
     default=None,
-    help="Images per step per rank.  [default: the method's]",
+    help="Images per step: the global batch, split over ranks.  [default: the method's]",
 )
 @click.option("--lr", type=float, default=None, help="Learning rate.  [default: the method's]")
 @click.option(

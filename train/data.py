@@ -1,18 +1,21 @@
 """Streaming the generate stage's shards into training batches (timm's WebDataset habits).
 
-Each epoch the shards are permuted from (seed, epoch) and laid end to end. Rank r of
-W takes a contiguous stretch of that sequence, `steps * batch_size` samples long, and
-splits it into contiguous stretches for its loader workers, so every sample is seen at
-most once per epoch across all ranks and workers, and every rank runs the same number
-of steps (`steps = (num_samples // W) // batch_size`; fewer than one batch per rank is
-dropped, a different set each epoch). A stretch is a list of shard pieces (a shard,
-samples to skip, samples to take), read with WebDataset's tar reader, passed through a
-bounded shuffle buffer seeded from (seed, epoch, rank, worker), grouped into batches
-and only then decoded, so skipping batches on resume costs no decoding.
+`batch_size` is the global batch B (the paper's number), split evenly over the W ranks:
+each rank trains on b = B / W images per step, so a command takes the same steps with
+the same images per step on any rank count. Each epoch the shards are permuted from
+(seed, epoch) and laid end to end. Rank r of W takes a contiguous stretch of that
+sequence, `steps * b` samples long, and splits it into contiguous stretches for its
+loader workers, so every sample is seen at most once per epoch across all ranks and
+workers, and every rank runs the same number of steps (`steps = num_samples // B`; the
+remainder, fewer than one global batch, is dropped, a different set each epoch). A
+stretch is a list of shard pieces (a shard, samples to skip, samples to take), read with
+WebDataset's tar reader, passed through a bounded shuffle buffer seeded from (seed,
+epoch, rank, worker), grouped into batches and only then decoded, so skipping batches on
+resume costs no decoding.
 
-The DataLoader takes batches from its workers in turn, so batch j of an epoch comes
-from worker j mod K: the order is exact for a given rank count and worker count, and a
-resume at step s restarts each worker after the batches it had already delivered.
+The DataLoader takes batches from its workers in turn, so batch j of an epoch comes from
+worker j mod K: the order is exact for a given rank count and worker count, and a resume
+at step s restarts each worker after the batches it had already delivered.
 """
 
 from __future__ import annotations
@@ -47,8 +50,19 @@ class Piece:
     take: int
 
 
-def steps_per_epoch(num_samples: int, world_size: int, batch_size: int) -> int:
-    return (num_samples // world_size) // batch_size
+def rank_batch_size(batch_size: int, world_size: int) -> int:
+    """Each rank's share of the global batch; one that does not divide evenly is refused."""
+    if batch_size % world_size:
+        raise InputError(
+            f"--batch-size {batch_size} (the global batch) does not divide evenly over "
+            f"{world_size} ranks"
+        )
+    return batch_size // world_size
+
+
+def steps_per_epoch(num_samples: int, batch_size: int) -> int:
+    """Steps of one epoch for a global batch: the same on every rank count."""
+    return num_samples // batch_size
 
 
 def worker_batches(steps: int, worker: int, num_workers: int) -> int:
@@ -66,12 +80,14 @@ def worker_pieces(
     num_workers: int,
     batch_size: int,
 ) -> list[tuple[int, int, int]]:
-    """(shard position, skip, take) triples of one worker's stretch of the epoch."""
+    """(shard position, skip, take) triples of one worker's stretch of the epoch
+    (`batch_size` is the global batch)."""
     n = sum(shard_counts)
-    steps = steps_per_epoch(n, world_size, batch_size)
+    steps = steps_per_epoch(n, batch_size)
+    per_rank = rank_batch_size(batch_size, world_size)
     before = sum(worker_batches(steps, w, num_workers) for w in range(worker))
-    start = rank * n // world_size + before * batch_size
-    end = start + worker_batches(steps, worker, num_workers) * batch_size
+    start = rank * n // world_size + before * per_rank
+    end = start + worker_batches(steps, worker, num_workers) * per_rank
     order = seeds.rng(seed, "data_order", epoch).permutation(len(shard_counts))
     pieces, offset = [], 0
     for shard in order.tolist():
@@ -86,7 +102,8 @@ def worker_pieces(
 
 
 class ShardStream(torch.utils.data.IterableDataset):
-    """Batches {"image": uint8 (B, S, S, 3), "index": int64 (B,), "bad", "errors"}."""
+    """Batches {"image": uint8 (b, S, S, 3), "index": int64 (b,), "bad", "errors"}, with
+    b = batch_size / world_size images (`batch_size` is the global batch)."""
 
     def __init__(
         self,
@@ -117,17 +134,18 @@ class ShardStream(torch.utils.data.IterableDataset):
             )
         if self.num_samples == 0:
             raise InputError(f"{self.folder} holds no samples")
-        self.batch_size = batch_size
+        self.global_batch = batch_size
+        self.batch_size = rank_batch_size(batch_size, world_size)  # this rank's share
         self.input_size = input_size
         self.crop = crop
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.rank, self.world_size = rank, world_size
-        self.steps = steps_per_epoch(self.num_samples, world_size, batch_size)
+        self.steps = steps_per_epoch(self.num_samples, batch_size)
         if self.steps == 0:
             raise InputError(
-                f"{self.num_samples} samples are fewer than one batch of {batch_size} per rank "
-                f"({world_size} rank(s)); lower --batch-size or generate more patches"
+                f"{self.num_samples} samples are fewer than one batch of {batch_size}; "
+                "lower --batch-size or generate more patches"
             )
         self.epoch = 0
         self.start_step = 0
@@ -158,7 +176,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                 self.world_size,
                 logical,
                 workers,
-                self.batch_size,
+                self.global_batch,
             )
         ]
         errors: list[str] = []

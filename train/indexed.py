@@ -2,18 +2,19 @@
 
 The streaming reader (`data.ShardStream`) reads every shard front to back. DeepCluster
 instead draws the same number of images from every cluster, so it needs image `i` on
-demand. `ShardIndex` records where each sample's JPEG lies inside its tar shard (the
-stdlib `tarfile` reads the headers; no tar parsing of our own) and then reads it with
-one `pread`. WebDataset's own indexed reader, `wids`, is not part of webdataset 1.0
-(it is a separate package that scans the tars the same way and adds a download cache
-we do not need).
+demand. `ShardIndex` loads where each sample's JPEG lies inside its tar shard from the
+dataset's `samples.parquet` (shard format version 2; a version 1 dataset is indexed by
+reading the tar headers with the stdlib `tarfile`) and then reads it with one `pread`.
+WebDataset's own indexed reader, `wids`, is not part of webdataset 1.0 (it is a separate
+package that scans the tars the same way and adds a download cache we do not need).
 
 An `EpochDataset` is a map-style dataset of one epoch's draws: draw `i` is sample
 `indices[i]` with label `labels[i]`, cropped with the run's train crop whose parameters
 are a pure function of (seed, epoch, i), or in the evaluation view (`crop=None`, for
-feature extraction). `epoch_loader` splits the draws between ranks in contiguous
-stretches and batches them; the DataLoader hands whole batches to its workers in turn,
-so the batches and their order do not depend on the worker count.
+feature extraction). `rank_batches` splits the draws between ranks in contiguous
+stretches and batches them (each rank takes its share of the global batch); the
+DataLoader hands whole batches to its workers in turn, so the batches and their order do
+not depend on the worker count.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sslx.datagen.samples_table import read_locations
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError, first_line
 from sslx.train.crops import CropConfig, draw_crop
-from sslx.train.data import init_loader_worker, steps_per_epoch
+from sslx.train.data import init_loader_worker, rank_batch_size, steps_per_epoch
 
 
 class ShardIndex:
@@ -43,8 +45,17 @@ class ShardIndex:
         self.shard = np.full(self.num_samples, -1, dtype=np.int32)
         self.offset = np.zeros(self.num_samples, dtype=np.int64)
         self.size = np.zeros(self.num_samples, dtype=np.int64)
-        for j, path in enumerate(self.paths):
-            self._scan(j, path)
+        table = read_locations(folder, manifest)
+        if table is None:
+            for j, path in enumerate(self.paths):
+                self._scan(j, path)
+        else:
+            index = table["index"].to_numpy()
+            if len(index) and (index.min() < 0 or index.max() >= self.num_samples):
+                raise InputError(f"{folder} samples table lists indices outside the manifest")
+            self.shard[index] = table["shard"].to_numpy()
+            self.offset[index] = table["jpg_offset"].to_numpy()
+            self.size[index] = table["jpg_size"].to_numpy()
         missing = np.flatnonzero(self.shard < 0)
         if len(missing):
             raise InputError(
@@ -141,13 +152,12 @@ def collate_draws(items: list[tuple]) -> dict:
 def rank_batches(
     length: int, batch_size: int, rank: int, world_size: int, start_step: int = 0
 ) -> list[list[int]]:
-    """This rank's batches of draw positions: a contiguous stretch, minus `start_step`."""
-    steps = steps_per_epoch(length, world_size, batch_size)
+    """This rank's batches of draw positions: a contiguous stretch, minus `start_step`;
+    `batch_size` is the global batch, each batch holds this rank's share of it."""
+    steps = steps_per_epoch(length, batch_size)
+    b = rank_batch_size(batch_size, world_size)
     start = rank * length // world_size
-    return [
-        list(range(start + s * batch_size, start + (s + 1) * batch_size))
-        for s in range(start_step, steps)
-    ]
+    return [list(range(start + s * b, start + (s + 1) * b)) for s in range(start_step, steps)]
 
 
 def epoch_loader(

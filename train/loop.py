@@ -28,7 +28,7 @@ from sslx.train import distributed
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
 from sslx.train.checkpoint import CHECKPOINT_NAME, load_backbone, load_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, write_config
-from sslx.train.data import ShardStream, init_loader_worker, steps_per_epoch
+from sslx.train.data import ShardStream, init_loader_worker, rank_batch_size, steps_per_epoch
 from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
 from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
@@ -125,6 +125,13 @@ def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = Fa
 
 def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     payload = load_checkpoint(out / CHECKPOINT_NAME) if resume else None
+    per_rank = rank_batch_size(config.optim.batch_size, dist.world_size)
+    if dist.is_main and options.progress:
+        print(
+            f"sslx: global batch {config.optim.batch_size} over {dist.world_size} rank(s): "
+            f"{per_rank} per rank",
+            file=sys.stderr,
+        )
     method = build_method(config, from_init=payload is None).to(device)
     data = method.make_data() or ShardStream(
         config.shards,
@@ -189,7 +196,8 @@ def train_one_epoch(run: Run, draws: EpochDataset | None = None) -> str | None:
     )
     run.model.train()
     meter = Meter()
-    bad = BadSamples(allowed=config.max_bad_fraction * steps * config.optim.batch_size)
+    per_rank = rank_batch_size(config.optim.batch_size, run.dist.world_size)
+    bad = BadSamples(allowed=config.max_bad_fraction * steps * per_rank)
     left = (config.optim.epochs - progress.epoch) * steps - progress.step_in_epoch
     timer = StepTimer(steps, left) if run.dist.is_main else None
     with _progress_bar(run, steps) as bar:
@@ -300,11 +308,10 @@ def _epoch_batches(run: Run, draws: EpochDataset | None):
         )
         return loader, run.data.steps
     batch_size, dist = run.config.optim.batch_size, run.dist
-    steps = steps_per_epoch(len(draws), dist.world_size, batch_size)
+    steps = steps_per_epoch(len(draws), batch_size)
     if steps == 0:
         raise InputError(
-            f"{len(draws)} draws are fewer than one batch of {batch_size} per rank; "
-            "lower --batch-size"
+            f"{len(draws)} draws are fewer than one batch of {batch_size}; lower --batch-size"
         )
     batches = rank_batches(
         len(draws), batch_size, dist.rank, dist.world_size, run.progress.step_in_epoch

@@ -174,3 +174,49 @@ def test_no_room_on_disk_is_refused_before_any_shard(photo, tmp_path, monkeypatc
     with pytest.raises(InputError, match="not enough disk space"):
         generate(CONFIG, [photo], tmp_path / "out", progress=False)
     assert not list((tmp_path / "out").glob("*.tar"))
+
+
+def test_samples_table_locates_every_member_and_holds_its_parameters(reference):
+    import pyarrow.parquet as pq
+
+    from sslx.datagen.samples_table import PARAM_FIELDS
+
+    manifest = read_manifest(reference)
+    entry = manifest["samples_table"]
+    assert manifest["format_version"] == 2 and entry["rows"] == 250
+    table = pq.read_table(reference / entry["name"]).to_pylist()
+    assert [r["index"] for r in table] == list(range(250))
+    for row in (table[0], table[131], table[249]):
+        path = reference / manifest["shards"][row["shard"]]["name"]
+        data = path.read_bytes()
+        jpg = data[row["jpg_offset"] : row["jpg_offset"] + row["jpg_size"]]
+        meta = json.loads(data[row["json_offset"] : row["json_offset"] + row["json_size"]])
+        assert jpg[:2] == b"\xff\xd8" and meta["index"] == row["index"]
+        assert {k: row[k] for k in PARAM_FIELDS} == {k: meta[k] for k in PARAM_FIELDS}
+
+
+def _as_version_1(reference, copy):
+    import shutil
+
+    from sslx.datagen.samples_table import TABLE_NAME
+
+    shutil.copytree(reference, copy)
+    for name in (MANIFEST_NAME, CONFIG_NAME):
+        data = json.loads((copy / name).read_text())
+        data.pop("samples_table", None)
+        (copy / name).write_text(json.dumps({**data, "format_version": 1}))
+    (copy / TABLE_NAME).unlink()
+    return copy
+
+
+def test_a_version_1_dataset_loads_and_gains_the_table(reference, photo, tmp_path):
+    from sslx.datagen.samples_table import add_table
+
+    copy = _as_version_1(reference, tmp_path / "a")
+    assert read_manifest(copy)["num_samples"] == 250  # version 1 is still read
+    add_table(copy)  # scans the tars: the same table as the one written with the shards
+    assert read_manifest(copy) == read_manifest(reference)
+    # Rerunning the same generate command upgrades it too (shards untouched).
+    again = _as_version_1(reference, tmp_path / "b")
+    report = generate(CONFIG, [photo], again, progress=False)
+    assert report.shards_written == () and files(again) == files(reference)

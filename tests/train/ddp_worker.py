@@ -46,7 +46,7 @@ def main(shards: str, out: str, result_dir: str) -> None:
         ),
         shuffle_buffer=32,
     )
-    result = train(config, Path(out), RunOptions(workers=1, log_every=2, progress=False))
+    result = train(config, Path(out), RunOptions(workers=1, log_every=2))
     rank = int(__import__("os").environ["RANK"])
     params = torch.cat([p.detach().flatten() for p in result.method.parameters()])
     record = {

@@ -9,7 +9,13 @@ import torch
 
 from sslx.errors import InputError
 from sslx.train.crops import CropConfig
-from sslx.train.data import ShardStream, steps_per_epoch, worker_batches, worker_pieces
+from sslx.train.data import (
+    ShardStream,
+    rank_batch_size,
+    steps_per_epoch,
+    worker_batches,
+    worker_pieces,
+)
 
 
 def _positions(counts, pieces):
@@ -17,19 +23,31 @@ def _positions(counts, pieces):
     return [starts[s] + i for s, skip, take in pieces for i in range(skip, skip + take)]
 
 
-@pytest.mark.parametrize(("world", "workers", "batch"), [(1, 1, 7), (2, 3, 5), (3, 2, 16)])
+@pytest.mark.parametrize(("world", "workers", "batch"), [(1, 1, 7), (2, 3, 10), (3, 2, 48)])
 def test_epoch_plan_splits_samples_once_over_ranks_and_workers(world, workers, batch):
     counts = [50, 50, 50, 13, 50]
-    steps = steps_per_epoch(sum(counts), world, batch)
+    steps = steps_per_epoch(sum(counts), batch)  # batch: the global batch
+    per_rank = rank_batch_size(batch, world)
     seen = []
     for rank in range(world):
         for w in range(workers):
             pieces = worker_pieces(counts, 0, 4, rank, world, w, workers, batch)
             got = _positions(counts, pieces)
-            assert len(got) == worker_batches(steps, w, workers) * batch
+            assert len(got) == worker_batches(steps, w, workers) * per_rank
             seen += got
-    assert len(seen) == len(set(seen)) == world * steps * batch
+    assert len(seen) == len(set(seen)) == steps * batch
     assert sum(worker_batches(steps, w, workers) for w in range(workers)) == steps
+
+
+def test_global_batch_gives_the_same_steps_on_any_rank_count():
+    counts = [50, 50, 50, 13, 50]
+    for world in (1, 2, 4):
+        per_rank = rank_batch_size(32, world)
+        plans = [worker_pieces(counts, 0, 0, r, world, 0, 1, 32) for r in range(world)]
+        taken = [sum(take for _, _, take in plan) for plan in plans]
+        assert taken == [steps_per_epoch(213, 32) * per_rank] * world == [6 * 32 // world] * world
+    with pytest.raises(InputError, match=r"--batch-size 30 .* 4 ranks"):
+        rank_batch_size(30, 4)
 
 
 def test_shard_order_changes_with_epoch_and_seed():

@@ -70,7 +70,7 @@ def test_shard_index_reads_each_sample_and_draws_are_deterministic(shards):
     assert first[0].shape == (32, 32, 3) and first[0].dtype == np.uint8
     assert np.array_equal(first[0], again[0]) and first[1:] == (5, 1, None)
     assert not np.array_equal(draws[0][0], draws[1][0])  # a sample drawn twice: two crops
-    assert rank_batches(100, 8, 1, 2, start_step=4) == [list(range(82, 90)), list(range(90, 98))]
+    assert rank_batches(100, 16, 1, 2, start_step=4) == [list(range(82, 90)), list(range(90, 98))]
 
 
 def test_head_is_reset_each_epoch_and_trained_without_momentum():
@@ -158,3 +158,15 @@ def test_faiss_backend_runs_in_the_loop(shards, tmp_path):
     train(config, tmp_path / "run", _options())
     log = [r for r in _records(tmp_path / "run") if r.get("event") == "clustering"]
     assert log[0]["kmeans_backend"] == "faiss" and log[0]["empty_clusters"] >= 0
+
+
+def test_shard_index_opens_no_tar_when_the_table_exists(shards, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("ShardIndex opened a tar")
+
+    monkeypatch.setattr(tarfile, "open", refuse)
+    index = ShardIndex(shards)
+    monkeypatch.undo()
+    with tarfile.open(shards / "shard-000001.tar") as tar:
+        member = tar.getmember("000000057.jpg")
+        assert index.read(57) == tar.extractfile(member).read()
