@@ -45,6 +45,9 @@ from sslx.train.methods.base import (
 )
 
 CLUSTERS_DIR = "clusters"
+# The clustering features see Resize(256) + CenterCrop(224) of each patch
+# (facebookresearch/deepcluster main.py, the dataset transform for compute_features).
+EMBED_CENTRE = 224 / 256
 
 
 def uniform_label_draws(assignments: np.ndarray, n: int, seed: int, epoch: int) -> np.ndarray:
@@ -198,10 +201,11 @@ class DeepCluster(Method):
 
     @torch.no_grad()
     def embed(self, indices: np.ndarray, ctx: EpochContext) -> torch.Tensor:
-        """fc7 before its ReLU, eval mode, whole patches resized: (len(indices), width)."""
+        """fc7 before its ReLU, eval mode, central 224/256 of each patch: (len(indices), width)."""
         batch = ctx.config.optim.batch_size
         dataset = EpochDataset(
-            self._shards, indices, input_size=ctx.config.model.input_size, crop=None
+            self._shards, indices, input_size=ctx.config.model.input_size, crop=None,
+            centre_ratio=EMBED_CENTRE,
         )
         n = len(indices)
         batches = [list(range(a, min(a + batch, n))) for a in range(0, n, batch)]
