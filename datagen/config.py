@@ -121,13 +121,22 @@ class GenerateConfig:
         return -(-self.n // self.shard_size)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings; the released recipe's extras only where used, so the identity
+        (and manifest) of every other dataset is what it was before they existed."""
+        data = dataclasses.asdict(self)
+        neutral = {f: getattr(AugmentConfig, f) for f in _RELEASED_EXTRAS}
+        augment = data["augment"].items()
+        data["augment"] = {k: v for k, v in augment if k not in neutral or neutral[k] != v}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> GenerateConfig:
         data = dict(data)
         augment = AugmentConfig(**data.pop("augment"))
         return cls(augment=augment, **data)
+
+
+_RELEASED_EXTRAS = ("initial_crop", "shear_degrees", "oversize", "color_prob", "color_random_order")
 
 
 def _check(ok: bool, message: str) -> None:

@@ -162,3 +162,11 @@ def test_default_preset_records_none_of_the_released_extras():
     assert not {"square", "shear_degrees", "view", "color_applied", "color_order"} & set(
         p.to_dict()
     )
+
+
+def test_released_extras_enter_the_dataset_identity_only_when_used():
+    default = GenerateConfig().to_dict()["augment"]
+    assert "shear_degrees" not in default and "initial_crop" not in default
+    released = GenerateConfig(augment=AugmentConfig.from_preset("released"))
+    assert GenerateConfig.from_dict(released.to_dict()) == released
+    assert GenerateConfig.from_dict(GenerateConfig().to_dict()) == GenerateConfig()
