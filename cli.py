@@ -71,10 +71,12 @@ def cli() -> None:
 @click.option(
     "--preset",
     type=click.Choice(
-        ["none", "jitter", "rotation", "scale", "rot+jitter", "rot+scale", "jitter+scale", "all"]
+        ["none", "jitter", "rotation", "scale", "rot+jitter", "rot+scale", "jitter+scale", "all",
+         "released"]
     ),
     default="all",
-    help="A row of the paper's augmentation ablation; the switches below override it.",
+    help="A row of the paper's augmentation ablation, or 'released': the recipe of the "
+    "authors' released generator (docs/generate.md); the switches below override it.",
 )
 @click.option(
     "--scale/--no-scale",
@@ -91,8 +93,9 @@ def cli() -> None:
 @click.option(
     "--crop-scale-min",
     type=float,
-    default=1e-4,
-    help="β: smallest crop area as a fraction of the source area.",
+    default=None,
+    help="β: smallest crop area as a fraction of the source area.  [default: 1e-4; "
+    "released: 1/500 of the initial square]",
 )
 @click.option(
     "--aspect-ratio-min",
@@ -103,8 +106,8 @@ def cli() -> None:
 @click.option(
     "--rotation-degrees",
     type=float,
-    default=35.0,
-    help="Rotation angle is uniform in [-this, +this] degrees.",
+    default=None,
+    help="Rotation angle is uniform in [-this, +this] degrees.  [default: 35; released: 30]",
 )
 @click.option("--flip-prob", type=float, default=0.5, help="Probability of a horizontal flip.")
 @click.option("--brightness", type=float, default=0.4, help="Brightness factor in [1-b, 1+b].")

@@ -9,6 +9,7 @@ strengths below are torchvision's usual ColorJitter(0.4, 0.4, 0.4, 0.1).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from sslx.errors import InputError
@@ -24,6 +25,23 @@ PRESETS: dict[str, tuple[bool, bool, bool]] = {
     "rot+scale": (True, True, False),
     "jitter+scale": (True, False, True),
     "all": (True, True, True),
+    "released": (True, True, True),  # plus RELEASED below
+}
+# The recipe of the released generator (yukimasano/single_img_pretraining,
+# make_dataset_single.py at 8562840), where it differs from the paper's text: a random
+# square of half the short side first (--initcrop 0.5, L103), RandomResizedCrop area
+# (1/500, 1) of that square to int(sqrt(2) * 256) = 362 px (L90-96), RandomAffine
+# rotation 30 and x-shear 30 degrees (L107-108), CenterCrop 256 (L115), ColorJitter(0.4,
+# 0.4, 0.4, 0.1) with p = 0.5 in torchvision's random order (L120), no flip (L188).
+RELEASED: dict[str, object] = {
+    "flip": False,
+    "crop_scale_min": 1 / 500,
+    "rotation_degrees": 30.0,
+    "initial_crop": 0.5,
+    "shear_degrees": 30.0,
+    "oversize": math.sqrt(2),
+    "color_prob": 0.5,
+    "color_random_order": True,
 }
 
 
@@ -43,6 +61,12 @@ class AugmentConfig:
     contrast: float = 0.4
     saturation: float = 0.4
     hue: float = 0.1  # fraction of a full turn, uniform in [-hue, hue]
+    # The released generator's extras (preset "released"); the defaults switch them off.
+    initial_crop: float = 0.0  # side of a random square cropped first, x the short side
+    shear_degrees: float = 0.0  # x-shear uniform in [-shear_degrees, shear_degrees]
+    oversize: float = 1.0  # crops are resized to int(oversize * size), then centre-cropped
+    color_prob: float = 1.0  # probability that a patch is colour-jittered at all
+    color_random_order: bool = False  # jitter steps in a random order per patch
 
     def __post_init__(self) -> None:
         _check(0 < self.crop_scale_min <= 1, "--crop-scale-min must be in (0, 1]")
@@ -52,6 +76,10 @@ class AugmentConfig:
         for name in ("brightness", "contrast", "saturation"):
             _check(0 <= getattr(self, name) <= 1, f"--{name} must be in [0, 1]")
         _check(0 <= self.hue <= 0.5, "--hue must be in [0, 0.5]")
+        _check(0 <= self.initial_crop <= 1, "initial_crop must be in [0, 1]")
+        _check(0 <= self.shear_degrees < 90, "shear_degrees must be in [0, 90)")
+        _check(1 <= self.oversize <= 4, "oversize must be in [1, 4]")
+        _check(0 <= self.color_prob <= 1, "color_prob must be in [0, 1]")
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: object) -> AugmentConfig:
@@ -60,6 +88,8 @@ class AugmentConfig:
             raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         scale, rotation, color = PRESETS[preset]
         values = {"scale": scale, "rotation": rotation, "color": color, "flip": preset != "none"}
+        if preset == "released":
+            values.update(RELEASED)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -91,13 +121,22 @@ class GenerateConfig:
         return -(-self.n // self.shard_size)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings; the released recipe's extras only where used, so the identity
+        (and manifest) of every other dataset is what it was before they existed."""
+        data = dataclasses.asdict(self)
+        neutral = {f: getattr(AugmentConfig, f) for f in _RELEASED_EXTRAS}
+        augment = data["augment"].items()
+        data["augment"] = {k: v for k, v in augment if k not in neutral or neutral[k] != v}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> GenerateConfig:
         data = dict(data)
         augment = AugmentConfig(**data.pop("augment"))
         return cls(augment=augment, **data)
+
+
+_RELEASED_EXTRAS = ("initial_crop", "shear_degrees", "oversize", "color_prob", "color_random_order")
 
 
 def _check(ok: bool, message: str) -> None:

@@ -40,16 +40,18 @@ def render_patch(source: Source, params: PatchParams, size: int) -> np.ndarray:
     patch = cv2.cvtColor(patch, cv2.COLOR_BGRA2BGR)
     if (params.brightness, params.contrast, params.saturation, params.hue) != (1, 1, 1, 0):
         mean_rgb = np.array(cv2.mean(patch)[:3])[_BGR]
-        colour = colour_matrix(
-            params.brightness, params.contrast, params.saturation, params.hue, mean_rgb
-        )
+        jitter = (params.brightness, params.contrast, params.saturation, params.hue)
+        if params.color_order is None:
+            colour = colour_matrix(*jitter, mean_rgb)
+        else:
+            colour = ordered_colour_matrix(*jitter, params.color_order, mean_rgb)
         patch = cv2.transform(patch, bgr_matrix(colour))
     return patch
 
 
 def pyramid_level(params: PatchParams, size: int, num_levels: int) -> int:
     """Coarsest level at which the crop's shorter side still spans >= `size` pixels."""
-    ratio = min(params.w, params.h) / size
+    ratio = min(params.w, params.h) * (params.view or 1.0) / size
     level = math.floor(math.log2(ratio)) if ratio >= 2 else 0
     return min(level, num_levels - 1)
 
@@ -61,16 +63,25 @@ def patch_to_source_affine(params: PatchParams, size: int, level: int = 0) -> np
     (p, q) from the patch centre, scaled to crop pixels, lands at
     centre + R(α) · (±p, q), with R rotating clockwise on screen so that the content
     appears rotated counter-clockwise, as torchvision's rotate does for α > 0.
+    With a shear φ (released recipe) the offset is sheared along x first,
+    (p + tan φ · q, q), then rotated; with a `view` the patch is the central view × (w, h)
+    of the crop (the released 362 → 256 centre crop), i.e. a smaller output window of
+    the same warp.
     """
     a = math.radians(params.rotation_degrees)
     cos, sin = math.cos(a), math.sin(a)
     sx = (-1.0 if params.flip else 1.0) * params.w / size
     sy = params.h / size
+    if params.view is not None:
+        sx, sy = sx * params.view, sy * params.view
     f = 2.0**-level
     # Output pixel u has centre u + 0.5, i.e. offset (u + 0.5 - size/2) from the middle.
     o = 0.5 - size / 2
     ax, bx = cos * sx, -sin * sy
     ay, by = sin * sx, cos * sy
+    if params.shear_degrees:
+        t = math.tan(math.radians(params.shear_degrees)) * sy
+        bx, by = bx + cos * t, by + sin * t
     # cv2.pyrDown keeps pixel 2j of a level as pixel j of the next, so pixel indices
     # (continuous coordinate - 0.5) scale by f between levels.
     return np.array(
@@ -100,6 +111,34 @@ def colour_matrix(
     out[:, :3] = brightness * contrast * linear
     out[:, 3] = (1 - contrast) * brightness * float(LUMA_RGB @ mean_rgb)
     return out
+
+
+def ordered_colour_matrix(
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    order: str,
+    mean_rgb: np.ndarray,
+) -> np.ndarray:
+    """3×4 RGB matrix of the four jitter steps applied in `order` (e.g. "hcbs"), as
+    torchvision's ColorJitter draws a random order. Each step is affine; contrast blends
+    towards the mean grey of the image at that point of the chain, which is the chain so
+    far applied to `mean_rgb` (the mean commutes with affine maps; one clip at the end)."""
+    t = 2 * math.pi * hue
+    steps = {
+        "b": brightness * np.eye(3),
+        "s": saturation * np.eye(3) + (1 - saturation) * _GREY_PROJECTION,
+        "h": _HUE_FIXED + math.cos(t) * _HUE_COS + math.sin(t) * _HUE_SIN,
+    }
+    linear, offset = np.eye(3), np.zeros(3)
+    for step in order:
+        if step == "c":
+            grey = float(LUMA_RGB @ (linear @ mean_rgb + offset))
+            linear, offset = contrast * linear, contrast * offset + (1 - contrast) * grey
+        else:
+            linear, offset = steps[step] @ linear, steps[step] @ offset
+    return np.concatenate([linear, offset[:, None]], axis=1)
 
 
 # Hue rotation by t in YIQ, as an RGB matrix: _HUE_FIXED + cos t·_HUE_COS + sin t·_HUE_SIN.

@@ -113,9 +113,11 @@ MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more t
     "[default: 0.875 for imagefolder, 1.0 for CIFAR]",
 )
 @click.option(
-    "--ten-crop",
-    is_flag=True,
-    help="Evaluate on ten crops (corners, centre, flipped) instead of one.",
+    "--ten-crop/--single-crop",
+    default=None,
+    help="Evaluate on ten crops (corners, centre and their mirrors; logits averaged), as "
+    "the paper's probe code does, or on one centre crop.  [default: ten crops for "
+    "imagefolder; one for CIFAR, whose ten crops would be the image and its mirror]",
 )
 @click.option(
     "--cache-features",
@@ -174,6 +176,9 @@ def probe(**flags) -> None:
     crop_ratio = flags["crop_ratio"]
     if crop_ratio is None:
         crop_ratio = 1.0 if flags["dataset"] in CIFAR else 0.875
+    ten_crop = flags["ten_crop"]
+    if ten_crop is None:  # at crop ratio 1 the ten crops are 5 copies of the image + mirrors
+        ten_crop = flags["dataset"] not in CIFAR
     config = ProbeConfig(
         layers=layers,
         epochs=flags["epochs"],
@@ -186,7 +191,7 @@ def probe(**flags) -> None:
         augment=flags["augment"],
         crop_scale_min=flags["crop_scale_min"],
         crop_ratio=crop_ratio,
-        ten_crop=flags["ten_crop"],
+        ten_crop=ten_crop,
         cache_features=flags["cache_features"],
         seed=flags["seed"],
     )

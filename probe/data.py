@@ -35,5 +35,11 @@ def eval_transform(size: int, crop_ratio: float = 0.875, ten_crop: bool = False)
     crop_ratio 0.875 is ImageNet's 256 -> 224; 1.0 resizes whole images (CIFAR)."""
     resize = v2.Resize(round(size / crop_ratio), antialias=True)
     if ten_crop:
-        return v2.Compose([resize, v2.TenCrop(size), v2.Lambda(torch.stack)])
+        # A plain callable: v2.Lambda would apply torch.stack to each crop on its own.
+        return v2.Compose([resize, v2.TenCrop(size), _stack])
     return v2.Compose([resize, v2.CenterCrop(size)])
+
+
+def _stack(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """TenCrop's ten crops -> one 10 x C x S x S tensor (FrozenTrunk flattens the crops)."""
+    return torch.stack(crops)

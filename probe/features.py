@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from sslx import seeds
 from sslx.atomic import atomic_write, write_text_atomic
-from sslx.probe.heads import TapPooling, probe_dims
+from sslx.probe.heads import TapPooling, probe_shapes
 from sslx.train.alexnet import AlexNet
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
@@ -37,7 +37,8 @@ class FrozenTrunk(nn.Module):
         self.model = model.eval().requires_grad_(False)
         self.layers = tuple(layers)
         self.pooling = TapPooling(model.config, self.layers)
-        self.dims = probe_dims(model.config, self.layers)
+        self.shapes = probe_shapes(model.config, self.layers)
+        self.dims = {n: c * h * w for n, (c, h, w) in self.shapes.items()}
 
     def train(self, mode: bool = True) -> FrozenTrunk:
         return super().train(False)  # BatchNorm statistics stay frozen whatever the caller does
@@ -50,11 +51,17 @@ class FrozenTrunk(nn.Module):
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """A seeded shuffle of range(n) cut into batches; a last batch of one is dropped
-    (BatchNorm cannot train on a single sample)."""
+    """A seeded shuffle of range(n) cut into batches. A last batch shorter than half a batch
+    joins the one before it: the probes' BatchNorm normalises with the batch's statistics,
+    and a tail of a few samples gives degenerate ones (two samples make every feature +-1)
+    and one huge step that the loss never recovers from (docs/probe.md). A lone batch of
+    one is dropped (BatchNorm cannot train on a single sample)."""
     generator = torch.Generator().manual_seed(seeds.int_seed(seed, "probe", epoch, 0))
     order = torch.randperm(n, generator=generator).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if len(batches) > 1 and 2 * len(batches[-1]) < batch_size:
+        tail = batches.pop()
+        batches[-1] = batches[-1] + tail
     return [b for b in batches if len(b) > 1]
 
 

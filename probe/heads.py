@@ -1,4 +1,5 @@
-"""Per-tap pooling and the linear probes (BatchNorm without affine, then a linear layer).
+"""Per-tap pooling and the linear probes (per-channel BatchNorm without affine, then a
+linear layer), as in the paper's released probe code (yukimasano/linear-probes).
 
 Pooling follows the paper's released probe code (after Zhang et al.): each conv tap is
 max-pooled to about 9-10k dimensions before its probe. At 224 px the pools are fixed:
@@ -64,14 +65,15 @@ def pooled_shape(layer: str, shape: tuple[int, int, int]) -> tuple[int, int, int
     return channels, out, out
 
 
+def probe_shapes(model: ModelConfig, layers=CONV_LAYERS) -> dict[str, tuple[int, int, int]]:
+    """The pooled map (C, h, w) each layer's probe sees, for this network geometry."""
+    shapes = model.resolved().tap_shapes()
+    return {layer: pooled_shape(layer, shapes[layer]) for layer in layers}
+
+
 def probe_dims(model: ModelConfig, layers=CONV_LAYERS) -> dict[str, int]:
     """Input dimension of each layer's probe for this network geometry."""
-    shapes = model.resolved().tap_shapes()
-    dims = {}
-    for layer in layers:
-        c, h, w = pooled_shape(layer, shapes[layer])
-        dims[layer] = c * h * w
-    return dims
+    return {n: c * h * w for n, (c, h, w) in probe_shapes(model, layers).items()}
 
 
 class TapPooling(nn.Module):
@@ -87,16 +89,33 @@ class TapPooling(nn.Module):
         return {n: torch.flatten(self.pools[n](taps[n]), 1) for n in self.layers}
 
 
-class LinearProbes(nn.Module):
-    """One probe per layer: BatchNorm1d(affine=False) then Linear, on pooled features."""
+class Probe(nn.Module):
+    """BatchNorm2d(C, affine=False) on the pooled C x h x w map, then one linear layer on
+    the flattened map, Xavier-uniform (gain 1) with zero bias: yukimasano/linear-probes
+    eval_linear_probes.py (its `Conv2d` whose kernel covers the whole map is this linear
+    layer). The features arrive flattened (the cache stores rows) and are reshaped here."""
 
-    def __init__(self, dims: dict[str, int], num_classes: int) -> None:
+    def __init__(self, shape: tuple[int, int, int], num_classes: int) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+        self.norm = nn.BatchNorm2d(self.shape[0], affine=False)
+        self.linear = nn.Linear(self.shape[0] * self.shape[1] * self.shape[2], num_classes)
+        nn.init.xavier_uniform_(self.linear.weight, gain=1.0)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        maps = features.float().reshape(len(features), *self.shape)
+        return self.linear(torch.flatten(self.norm(maps), 1))
+
+
+class LinearProbes(nn.Module):
+    """One `Probe` per layer, on pooled features (dict of N x C*h*w rows); `shapes` gives
+    each layer's pooled map (C, h, w)."""
+
+    def __init__(self, shapes: dict[str, tuple[int, int, int]], num_classes: int) -> None:
         super().__init__()
         self.probes = nn.ModuleDict(
-            {
-                layer: nn.Sequential(nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, num_classes))
-                for layer, dim in dims.items()
-            }
+            {layer: Probe(shape, num_classes) for layer, shape in shapes.items()}
         )
 
     @property
@@ -104,4 +123,4 @@ class LinearProbes(nn.Module):
         return tuple(self.probes)
 
     def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {n: self.probes[n](features[n].float()) for n in self.probes}
+        return {n: self.probes[n](features[n]) for n in self.probes}

@@ -56,7 +56,7 @@ class ProbeConfig:
     augment: bool = True  # streaming path only: False whenever cache_features is on
     crop_scale_min: float = 0.08
     crop_ratio: float = 0.875
-    ten_crop: bool = False
+    ten_crop: bool = True  # the paper's final evaluation (linear-probes --tencrops, on)
     cache_features: bool = False
     seed: int = 0
 
@@ -167,15 +167,16 @@ def train_probes(
 def evaluate(
     probes: LinearProbes, batches: Iterable[Batch], crops: int = 1
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Top-1 and top-5 accuracy of each probe; with crops > 1, softmax averaged over crops."""
+    """Top-1 and top-5 accuracy of each probe; with crops > 1 the logits are averaged over
+    the crops (yukimasano/linear-probes eval_linear_probes.py averages the raw outputs)."""
     probes.eval()
     top1 = dict.fromkeys(probes.layers, 0)
     top5 = dict.fromkeys(probes.layers, 0)
     total = 0
     for features, labels in batches:
         for n, logits in probes(features).items():
-            probs = logits.softmax(1).view(len(labels), crops, -1).mean(1)
-            best = probs.topk(min(5, probs.shape[1]), dim=1).indices
+            mean = logits.view(len(labels), crops, -1).mean(1)
+            best = mean.topk(min(5, mean.shape[1]), dim=1).indices
             top1[n] += (best[:, 0] == labels).sum().item()
             top5[n] += (best == labels[:, None]).any(1).sum().item()
         total += len(labels)
@@ -280,7 +281,7 @@ def probe_network(
         trunk, data, config, options, network, key
     )
     torch.manual_seed(seeds.int_seed(config.seed, "probe"))
-    probes = LinearProbes(trunk.dims, len(data.classes)).to(device)
+    probes = LinearProbes(trunk.shapes, len(data.classes)).to(device)
     optimizer, schedule = make_optimizer(probes, config)
     history: dict[str, list[float]] = {n: [] for n in probes.layers}
     start = 0

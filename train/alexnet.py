@@ -207,7 +207,9 @@ class AlexNet(nn.Module):
         return F.relu(x) if final_relu else x
 
 
-_GREY = torch.tensor([0.299, 0.587, 0.114])
+# Grey level before the Sobel filters: the plain mean of the three normalised channels, a
+# 1x1 conv with every weight 1/3 (facebookresearch/deepcluster models/alexnet.py).
+_GREY = torch.tensor([1.0, 1.0, 1.0]) / 3
 
 
 def _sobel_weight() -> torch.Tensor:

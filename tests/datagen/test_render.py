@@ -142,3 +142,48 @@ def test_patches_have_the_right_size_and_differ(source):
     flat = np.stack([p.reshape(-1) for p in patches]).astype(int)
     distances = np.abs(flat[:, None] - flat[None]).mean(-1)
     assert distances[~np.eye(64, dtype=bool)].min() > 1.0
+
+
+def step_by_step_in_order(rgb: np.ndarray, b, c, s, h, order: str) -> np.ndarray:
+    """The four jitter passes in `order`, as torchvision's ColorJitter with a drawn order."""
+    t = 2 * math.pi * h
+    rot = np.array([[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]])
+    x = rgb
+    for step in order:
+        if step == "b":
+            x = x * b
+        elif step == "c":
+            x = c * x + (1 - c) * (x @ LUMA_RGB).mean()
+        elif step == "s":
+            x = s * x + (1 - s) * (x @ LUMA_RGB)[..., None]
+        else:
+            x = x @ (_YIQ_TO_RGB @ rot @ _RGB_TO_YIQ).T
+    return x
+
+
+@pytest.mark.parametrize("order", ["bcsh", "hscb", "csbh", "sbhc"])
+def test_ordered_colour_matrix_equals_the_passes_in_that_order(order):
+    """The released generator (single_img_pretraining make_dataset_single.py L120) uses
+    torchvision's ColorJitter, whose four steps run in a random order per sample."""
+    from sslx.datagen.render import ordered_colour_matrix
+
+    rgb = np.random.default_rng(1).uniform(0, 255, (16, 16, 3))
+    b, c, s, h = 1.3, 0.7, 1.2, 0.08
+    m = ordered_colour_matrix(b, c, s, h, order, rgb.reshape(-1, 3).mean(0))
+    fused = rgb @ m[:, :3].T + m[:, 3]
+    np.testing.assert_allclose(fused, step_by_step_in_order(rgb, b, c, s, h, order), atol=1e-9)
+    if order == "bcsh":
+        np.testing.assert_allclose(m, colour_matrix(b, c, s, h, rgb.reshape(-1, 3).mean(0)))
+
+
+def test_shear_moves_rows_along_x_and_view_is_the_central_window(source):
+    """RandomAffine's x-shear (make_dataset_single.py L107-108) and the 362 -> 256 centre
+    crop (L115), as one warp."""
+    from sslx.datagen.render import patch_to_source_affine
+
+    sheared = replace(IDENTITY, shear_degrees=45.0)
+    m = patch_to_source_affine(sheared, 64)
+    np.testing.assert_allclose(m[:, :2], [[1.0, 1.0], [0.0, 1.0]], atol=1e-12)
+    viewed = replace(IDENTITY, w=128.0, h=128.0, view=0.5)
+    patch = render_patch(source, viewed, 64)
+    np.testing.assert_array_equal(patch, source.image[50:114, 100:164])  # central half

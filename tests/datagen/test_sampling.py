@@ -127,3 +127,46 @@ def test_presets_match_the_ablation_rows():
 def test_sources_take_turns():
     counts = np.bincount([source_of(i, 3) for i in range(3001)])
     assert counts.max() - counts.min() <= 1
+
+
+def test_released_preset_is_the_released_generators_recipe():
+    """yukimasano/single_img_pretraining make_dataset_single.py (8562840): a random square of
+    half the short side (L103), RandomResizedCrop area (1/500, 1) of it (L90-96) to 362 px,
+    rotation and x-shear uniform in +-30 degrees (L107-108), centre crop 256 (L115),
+    ColorJitter(0.4, 0.4, 0.4, 0.1) with p = 0.5 in a random order (L120), no flip."""
+    config = GenerateConfig(n=4000, size=256, augment=AugmentConfig.from_preset("released"))
+    sizes = [(1280, 1920)]
+    ps = [sample_params(3, i, sizes, config) for i in range(4000)]
+    side = 640
+    for p in ps:
+        x0, y0, s = p.square
+        assert s == side and 0 <= x0 <= 1920 - side and 0 <= y0 <= 1280 - side
+        assert x0 <= p.cx - p.w / 2 + 1e-9 and p.cx + p.w / 2 <= x0 + side + 1e-9
+        assert y0 <= p.cy - p.h / 2 + 1e-9 and p.cy + p.h / 2 <= y0 + side + 1e-9
+        assert p.w * p.h >= side * side / 500 * (1 - 1e-9)
+        assert abs(p.rotation_degrees) <= 30 and abs(p.shear_degrees) <= 30
+        assert not p.flip and p.view == 256 / 362
+        assert sorted(p.color_order) == sorted("bcsh")
+        if not p.color_applied:
+            assert (p.brightness, p.contrast, p.saturation, p.hue) == (1, 1, 1, 0)
+    applied = np.mean([p.color_applied for p in ps])
+    assert abs(applied - 0.5) < 0.04
+    assert ks_uniform(np.array([p.shear_degrees for p in ps]), -30, 30) < ks_limit(4000)
+    assert len({p.color_order for p in ps}) == 24
+    record = ps[0].to_dict()
+    assert {"square", "shear_degrees", "view", "color_applied", "color_order"} <= set(record)
+
+
+def test_default_preset_records_none_of_the_released_extras():
+    p = sample_params(7, 0, SQUARE, GenerateConfig(n=1))
+    assert not {"square", "shear_degrees", "view", "color_applied", "color_order"} & set(
+        p.to_dict()
+    )
+
+
+def test_released_extras_enter_the_dataset_identity_only_when_used():
+    default = GenerateConfig().to_dict()["augment"]
+    assert "shear_degrees" not in default and "initial_crop" not in default
+    released = GenerateConfig(augment=AugmentConfig.from_preset("released"))
+    assert GenerateConfig.from_dict(released.to_dict()) == released
+    assert GenerateConfig.from_dict(GenerateConfig().to_dict()) == GenerateConfig()

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -70,8 +72,65 @@ def test_an_interrupted_probe_continues_from_its_last_epoch(data, tmp_path):
 def test_epoch_batches_are_a_seeded_permutation():
     batches = epoch_batches(50, 16, seed=1, epoch=2)
     flat = [i for b in batches for i in b]
-    assert sorted(flat) == list(range(50)) and len(batches) == 4  # the last batch has 2
+    assert sorted(flat) == list(range(50))
+    assert [len(b) for b in batches] == [16, 16, 18]  # a tail of 2 joins the batch before it
     assert batches == epoch_batches(50, 16, seed=1, epoch=2) != epoch_batches(50, 16, 1, 3)
+    assert [len(b) for b in epoch_batches(56, 16, 1, 0)] == [16, 16, 16, 8]  # half: kept
+
+
+def _separable(n: int, dim: int, classes: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    means = 3 * torch.randn(classes, dim, generator=g)
+    return means[labels] + torch.randn(n, dim, generator=g), labels
+
+
+def test_probe_training_loss_does_not_increase_on_separable_data():
+    """The paper's protocol (lr 0.01, momentum 0.9, wd 1e-5, BatchNorm2d + Xavier linear;
+    yukimasano/linear-probes) does not diverge: on separable toy features, whose last batch
+    of 3 joins the one before it, the training loss falls every epoch."""
+    from sslx.probe.heads import LinearProbes
+    from sslx.probe.run import make_optimizer, train_probes
+
+    shape = (16, 3, 3)
+    features, labels = _separable(99, 16 * 3 * 3, classes=4, seed=0)
+    torch.manual_seed(0)
+    probes = LinearProbes({"conv1": shape}, num_classes=4)
+    optimizer, schedule = make_optimizer(probes, ProbeConfig(layers=("conv1",)))
+
+    def batches(epoch):
+        for b in epoch_batches(len(labels), 32, seed=0, epoch=epoch):
+            yield {"conv1": features[b]}, labels[b]
+
+    history = train_probes(probes, optimizer, schedule, batches, range(5), {"conv1": []},
+                           progress=False)["conv1"]  # fmt: skip
+    assert all(b <= a for a, b in itertools.pairwise(history)), history
+
+
+def test_ten_crop_evaluation_averages_logits_not_probabilities():
+    """yukimasano/linear-probes eval_linear_probes.py averages the raw outputs over the crops."""
+    from sslx.probe.run import evaluate
+
+    class Fixed(torch.nn.Module):
+        layers = ("conv1",)
+
+        def forward(self, features):
+            return {"conv1": features["conv1"]}
+
+    # Three crops of one sample: mean logits (6.7, 10) pick class 1, mean softmax (2/3, 1/3)
+    # would pick class 0.
+    logits = torch.tensor([[0.0, 30.0], [10.0, 0.0], [10.0, 0.0]])
+    top1, _ = evaluate(Fixed(), [({"conv1": logits}, torch.tensor([1]))], crops=3)
+    assert top1["conv1"] == 1.0
+
+
+def test_ten_crop_is_the_default_evaluation():
+    """The paper's final evaluation is ten-crop (linear-probes --tencrops, evaluate-network.sh)."""
+    assert ProbeConfig().ten_crop
+    from sslx.probe.data import eval_transform
+
+    crops = eval_transform(224, 0.875, ten_crop=True)(torch.zeros(3, 300, 400, dtype=torch.uint8))
+    assert crops.shape == (10, 3, 224, 224)
 
 
 def test_probe_projects_its_time_after_the_first_steps(data, capsys):

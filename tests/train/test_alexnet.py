@@ -77,3 +77,14 @@ def test_taps_stop_at_the_deepest_requested_layer():
     model.convs["conv3"].register_forward_hook(lambda *a: called.append(1))
     assert list(model.taps(torch.rand(1, 3, 64, 64), ["conv2"])) == ["conv2"]
     assert not called
+
+
+def test_sobel_grey_is_the_plain_mean_of_the_normalised_channels():
+    """facebookresearch/deepcluster models/alexnet.py: the grey level before the Sobel filters
+    is a 1x1 conv with every weight 1/3 on the normalised input (not luma weights)."""
+    model = AlexNet(ModelConfig(input_size=32, sobel=True, classifier_width=16))
+    x = torch.rand(1, 3, 32, 32)
+    normalised = (x - model.mean) / model.std
+    grey = normalised.mean(1, keepdim=True)
+    expected = torch.nn.functional.conv2d(grey, model.sobel_weight, padding=1)
+    torch.testing.assert_close(model.prepare(x), expected)

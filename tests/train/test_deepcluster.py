@@ -170,3 +170,26 @@ def test_shard_index_opens_no_tar_when_the_table_exists(shards, monkeypatch):
     with tarfile.open(shards / "shard-000001.tar") as tar:
         member = tar.getmember("000000057.jpg")
         assert index.read(57) == tar.extractfile(member).read()
+
+
+def test_clustering_features_see_the_central_224_of_256(shards, tmp_path):
+    """facebookresearch/deepcluster main.py: the images to cluster are Resize(256) +
+    CenterCrop(224), so embed equals the backbone on the central 224/256 of each patch."""
+    from sslx.train.crops import centre_crops
+    from sslx.train.methods.base import EpochContext
+    from sslx.train.methods.deepcluster import EMBED_CENTRE
+
+    assert EMBED_CENTRE == 224 / 256
+    config = _config(shards, epochs=1)
+    method = DeepCluster(AlexNet(FAST_MODEL), config.method_options)
+    method._shards = ShardIndex(shards)
+    ctx = EpochContext(0, torch.device("cpu"), config=config, out=tmp_path, workers=0)
+    features = torch.cat(list(method.embed_batches(np.arange(4), ctx)))
+    whole = EpochDataset(method._shards, np.arange(4), input_size=64, crop=None)
+    images = torch.from_numpy(np.stack([whole[i][0] for i in range(4)])).permute(0, 3, 1, 2)
+    method.backbone.eval()
+    with torch.no_grad():
+        resized = method.backbone(images, final_relu=False)
+    assert not torch.allclose(features, resized, atol=1e-4)  # not the whole patch
+    box = centre_crops(1, 256, 256, EMBED_CENTRE)
+    assert (box.w[0], box.x0[0]) == (224, 16)

@@ -47,6 +47,9 @@ from sslx.train.methods.base import (
 from sslx.train.methods.specs import DEEPCLUSTER
 
 CLUSTERS_DIR = "clusters"
+# The clustering features see Resize(256) + CenterCrop(224) of each patch
+# (facebookresearch/deepcluster main.py, the dataset transform for compute_features).
+EMBED_CENTRE = 224 / 256
 
 
 def uniform_label_draws(assignments: np.ndarray, n: int, seed: int, epoch: int) -> np.ndarray:
@@ -196,11 +199,12 @@ class DeepCluster(Method):
 
     @torch.no_grad()
     def embed_batches(self, indices: np.ndarray, ctx: EpochContext) -> Iterator[torch.Tensor]:
-        """fc7 before its ReLU, eval mode, whole patches resized: one (batch, width) float32
-        tensor on the device per batch of `indices`, in order."""
+        """fc7 before its ReLU, eval mode, the central 224/256 of each patch: one
+        (batch, width) float32 tensor on the device per batch of `indices`, in order."""
         batch = ctx.config.optim.batch_size
         dataset = EpochDataset(
-            self._shards, indices, input_size=ctx.config.model.input_size, crop=None
+            self._shards, indices, input_size=ctx.config.model.input_size, crop=None,
+            centre_ratio=EMBED_CENTRE,
         )
         n = len(indices)
         batches = [list(range(a, min(a + batch, n))) for a in range(0, n, batch)]
