@@ -104,7 +104,13 @@ def _methods_epilog() -> str:
     "[default: runs/METHOD]"
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@click.option("--size", type=int, default=224, help="Model input size in pixels (224, 64, 32…).")
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Model input size in pixels (224, 64, 32…).  [default: the method's: 64 for "
+    "bigan, 224 for the others]",
+)
 @click.option(
     "--sobel/--no-sobel",
     default=None,
@@ -292,7 +298,7 @@ def config_from_flags(flags: dict) -> TrainConfig:
         shards="" if flags["shards"] is None else str(flags["shards"]),
         method=method.name,
         model=ModelConfig(
-            input_size=flags["size"],
+            input_size=pick("size", d.input_size),
             sobel=pick("sobel", d.sobel),
             classifier_width=flags["classifier_width"],
             conv1_stride=flags["conv1_stride"],

@@ -29,6 +29,7 @@ class OptimDefaults:
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
     sobel: bool = False
+    input_size: int = 224  # the model's input size in pixels
     reference: str = ""
 
 
@@ -65,6 +66,7 @@ BIGAN = MethodSpec(
         nesterov=False,
         lr_milestones=tuple(range(50, 100)),
         lr_gamma=0.01 ** (1 / 50),
+        input_size=64,  # the encoder sees 64 px crops (README ImageNet args: --crop_size 64)
         reference="jeffdonahue/bigan README.md (ImageNet, 1000 classes) and train_gan.py",
     ),
     options={
@@ -102,11 +104,14 @@ ROTNET = MethodSpec(
     name="rotnet",
     summary="predict which of the 4 right-angle rotations was applied",
     # The reference ImageNet AlexNet config: 192 images (x4 rotations) per batch, SGD
-    # with Nesterov momentum, lr 0.1 divided by 10 at epochs 15, 30 and 45, 50 epochs.
+    # with Nesterov momentum, 50 epochs. Its 'lr': 0.1 is never used: LUT_lr
+    # [(15, 0.01), (30, 0.001), (45, 0.0001), (50, 0.00001)] is applied before every
+    # epoch, epoch 0 included (algorithms/Algorithm.py solve -> adjust_learning_rates),
+    # so the run uses 0.01, divided by 10 at epochs 15, 30 and 45.
     defaults=OptimDefaults(
         batch_size=192,
         epochs=50,
-        lr=0.1,
+        lr=0.01,
         momentum=0.9,
         weight_decay=5e-4,
         nesterov=True,
