@@ -1,6 +1,5 @@
 """What a probe run will cost, said before it is paid: the feature cache's size against
-the free memory or disk, and the projected time of the whole protocol once the first
-steps are timed."""
+the free memory or disk (the projected time comes from `train/report.py`)."""
 
 from __future__ import annotations
 

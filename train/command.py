@@ -23,6 +23,7 @@ from sslx.options import (
     workers_option,
 )
 from sslx.train.methods.specs import SPECS
+from sslx.train.resume import as_flag, check_not_finished, flat
 
 if TYPE_CHECKING:
     from sslx.train.config import TrainConfig
@@ -241,7 +242,7 @@ def train(ctx: click.Context, **flags) -> None:
         check_range(flags["workers"], "--workers", 0)
     if resume:
         config = _resumed_config(ctx, prepare_run_dir(out, True), flags)
-        _check_not_finished(out, config)
+        check_not_finished(out, config)
     else:
         config = prepare_run_dir(out, False, config_from_flags(flags))
     data_dirs = [(f"--{k.replace('_', '-')}", config.method_options.get(k))
@@ -351,15 +352,15 @@ def _resumed_config(ctx: click.Context, stored: TrainConfig, flags: dict) -> Tra
     if unknown:
         names = ", ".join(f"--{n.replace('_', '-')}" for n in unknown)
         raise InputError(f"{names} do(es) not apply to this {stored.method} run")
-    old = _flat(stored.to_dict())
+    old = flat(stored.to_dict())
     merged = {**flags, "method": stored.method, "shards": stored.shards or None}
     for name, path in fields.items():  # flags not given take the stored values
         if name not in given:
-            merged[name] = _as_flag(old[path])
-    new = _flat(config_from_flags(merged).to_dict())
+            merged[name] = as_flag(old[path])
+    new = flat(config_from_flags(merged).to_dict())
     changed = [
         f"--{n.replace('_', '-')} cannot change on --resume (the run has "
-        f"{_as_flag(old[p])}, the command gives {_as_flag(new[p])})"
+        f"{as_flag(old[p])}, the command gives {as_flag(new[p])})"
         for n, p in fields.items()
         if n in given and new[p] != old[p] and p not in MOVABLE
     ]
@@ -376,36 +377,3 @@ def _resumed_config(ctx: click.Context, stored: TrainConfig, flags: dict) -> Tra
     if flags["epochs"] is not None:
         config = config.with_epochs(flags["epochs"])
     return config
-
-
-def _flat(data: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _as_flag(value):
-    """A config value as its flag would spell it (lists as comma-separated text)."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return value
-
-
-def _check_not_finished(out: Path, config: TrainConfig) -> None:
-    """Resuming a finished run needs a larger --epochs; say so instead of doing nothing."""
-    from sslx.train.checkpoint import load_checkpoint
-
-    progress = load_checkpoint(out).get("progress", {})
-    done = progress.get("epoch", 0)
-    if progress.get("finished") and config.optim.epochs <= done:
-        raise InputError(
-            f"the run in {out} is finished ({done} epoch(s)); to train longer give "
-            f"--resume --epochs N with N > {done}"
-        )
-    if config.optim.epochs < done:
-        raise InputError(f"the run in {out} has already trained {done} epoch(s); "
-                         f"--epochs {config.optim.epochs} is fewer")  # fmt: skip
