@@ -28,7 +28,16 @@ from sslx.errors import InputError
 
 TABLE_NAME = "samples.parquet"
 TAR_BLOCK = 512
-_TYPES = {"int": pa.int32(), "float": pa.float64(), "bool": pa.bool_()}  # PatchParams' types
+# PatchParams' types; the released preset's extras are null where a preset has none.
+_TYPES = {
+    "int": pa.int32(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "float | None": pa.float64(),
+    "bool | None": pa.bool_(),
+    "str | None": pa.string(),
+    "tuple[int, int, int] | None": pa.list_(pa.int32(), 3),
+}
 PARAM_FIELDS = tuple(f.name for f in fields(PatchParams) if f.name != "index")
 SCHEMA = pa.schema(
     [

@@ -184,7 +184,7 @@ def claim_folder(out: Path, identity: dict) -> None:
                 "use another --out or the same settings"
             )
         if existing != identity:
-            write_json_atomic(config_path, identity)
+            write_dataset_json(config_path, identity)
         return
     visible = [p.name for p in out.iterdir() if not p.name.startswith(".")]
     if visible:
