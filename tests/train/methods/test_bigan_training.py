@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sslx.errors import InputError
+from sslx.errors import TrainingDiverged
 from sslx.train import load_backbone
 from sslx.train.alexnet import ModelConfig
 from sslx.train.checkpoint import load_checkpoint
@@ -94,7 +94,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(shards, tmp_pa
 
     monkeypatch.setattr(BiGAN, "forward", diverging)
     run = tmp_path / "run"
-    with pytest.raises(InputError, match="non-finite by step 6; the last good checkpoint is kept"):
+    message = "non-finite by step 6; the last good checkpoint is kept"
+    with pytest.raises(TrainingDiverged, match=message):
         train(_config(shards, epochs=1), run, _options(workers=0, log_every=2, checkpoint_every=4))
     payload = load_checkpoint(run)
     assert payload["progress"]["global_step"] == 4
