@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from sslx import seeds
 from sslx.errors import InputError, check_out_apart, check_range
 from sslx.options import (
     device_option,
@@ -148,9 +147,12 @@ MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more t
 @quiet_option("No progress bars.")
 def probe(**flags) -> None:
     """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer)."""
+    from sslx import seeds
+
     seeds.check_seed(flags["seed"])
     seeds.check_seed(flags["split_seed"], "--split-seed")
-    check_range(flags["workers"], "--workers", 0)
+    if flags["workers"] is not None:
+        check_range(flags["workers"], "--workers", 0)
     inputs = [("--data-dir", flags["data_dir"]), ("--val-dir", flags["val_dir"])]
     check_out_apart(flags["out"], inputs)
 

@@ -160,7 +160,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     run.model = _wrap(method, device, dist, options)
     run.log = MetricsLog(out, dist.is_main, run.progress.global_step)
     progress = run.progress
-    if dist.is_main:
+    if dist.is_main and options.progress:
         _announce(run)
     try:
         while progress.epoch < config.optim.epochs:

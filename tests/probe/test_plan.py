@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from sslx.errors import InputError
-from sslx.probe.command import random_network
 from sslx.probe.features import FrozenTrunk, trunk_features
 from sslx.probe.heads import probe_dims
+from sslx.probe.networks import random_network
 from sslx.probe.plan import cache_bytes, check_cache_fits
 from sslx.train.alexnet import CONV_LAYERS, ModelConfig
 

@@ -36,7 +36,7 @@ def config(shards: str, method: str) -> TrainConfig:
         method=method,
         model=ModelConfig(input_size=64, conv1_stride=4, classifier_width=32, sobel=True),
         optim=OptimConfig(
-            batch_size=24,
+            batch_size=48,  # the global batch: 24 per rank on 2 ranks
             epochs=2,
             lr=0.05,
             momentum=0.9,

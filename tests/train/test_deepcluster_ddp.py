@@ -23,7 +23,7 @@ def test_two_process_deepcluster_on_cpu(shards, tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
-    # 240 samples, 2 ranks, batch 24: 5 steps per rank per epoch, 2 epochs.
+    # 240 samples, global batch 48 (24 per rank on 2 ranks): 5 steps per epoch, 2 epochs.
     assert ranks[0]["steps"] == ranks[1]["steps"] == 10
     assert ranks[0]["param_sha"] == ranks[1]["param_sha"]
     assert ranks[0]["assignments"] == ranks[1]["assignments"]  # broadcast from rank 0
