@@ -167,7 +167,7 @@ def test_a_diverging_loss_is_one_line_and_exit_3_keeping_the_last_checkpoint(
 
 def test_run_prints_a_summary_and_a_projection_before_it_ends(shards, tmp_path, capsys):
     config = replace(_config(shards, epochs=1), model=ModelConfig(input_size=64))
-    train(config, tmp_path / "run", _options(max_steps=7))
+    train(config, tmp_path / "run", _options(max_steps=7, progress=True))
     err = capsys.readouterr().err
     assert "device cpu" in err and "steps/epoch" in err and "240 samples" in err
     assert "5x faster" in err  # stride 2 + fc 4096 on CPU
