@@ -36,8 +36,8 @@ from sslx.probe.heads import LinearProbes
 from sslx.probe.plan import cache_bytes, check_cache_fits
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
 from sslx.train.checkpoint import save_atomic
+from sslx.train.distributed import default_workers
 from sslx.train.labelled import LabelledSplit
-from sslx.train.loop import default_workers
 from sslx.train.report import StepTimer
 
 

@@ -45,6 +45,7 @@ RESUMABLE = {
     "max_steps",
     "quiet",
     "verify_shards",
+    "dist_timeout_minutes",
 }
 # Where each result-shaping flag lands in config.yaml (method options: method_options.NAME).
 FIELDS = {
@@ -197,10 +198,18 @@ def _methods_epilog() -> str:
     help="Fail if more than this fraction of an epoch's samples is unreadable.",
 )
 @workers_option(
-    "Loader processes per rank (0: in the main process).  [default: 1 on CPU, up to 8 per GPU]",
+    "Loader processes per rank (0: in the main process).  [default: 1 on CPU; on a GPU the "
+    "usable cores per local GPU, less one]",
     default=None,
 )
 @device_option("Where to train.")
+@click.option(
+    "--dist-timeout-minutes",
+    type=float,
+    default=120.0,
+    help="Under torchrun: how long a collective may wait before the job fails (NCCL's "
+    "default is 10; DeepCluster's other ranks wait while rank 0 clusters).",
+)
 @click.option("--compile", is_flag=True, help="torch.compile the model.")
 @click.option("--amp/--no-amp", default=True, help="bf16 autocast on CUDA (ignored on CPU).")
 @click.option("--log-every", type=int, default=20, help="Steps between metrics records.")
@@ -260,6 +269,7 @@ def train(ctx: click.Context, **flags) -> None:
         log_every=max(1, flags["log_every"]),
         checkpoint_every=max(1, flags["checkpoint_every"]),
         max_steps=flags["max_steps"],
+        dist_timeout_minutes=flags["dist_timeout_minutes"],
         progress=not flags["quiet"],
     )
     result = run_training(config, out, options, resume=resume)

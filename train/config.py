@@ -81,7 +81,7 @@ class TrainConfig:
 class RunOptions:
     """How a run executes; none of these change what it computes (except `max_steps`)."""
 
-    workers: int | None = None  # None: 1 on CPU, up to 8 per GPU
+    workers: int | None = None  # None: 1 on CPU, the cores per local GPU less one on CUDA
     device: str = "auto"
     compile: bool = False
     amp: bool = True
@@ -89,6 +89,7 @@ class RunOptions:
     checkpoint_every: int = 1000
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps in all
     progress: bool = True
+    dist_timeout_minutes: float = 120.0  # process-group timeout; covers DeepCluster's clustering
 
 
 def write_config(path: Path, config: TrainConfig) -> None:

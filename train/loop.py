@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from sslx import seeds
 from sslx.errors import InputError, TrainingDiverged
-from sslx.options import usable_cores
 from sslx.train import distributed
 from sslx.train.alexnet import CONV_LAYERS, AlexNet
 from sslx.train.checkpoint import CHECKPOINT_NAME, load_backbone, load_checkpoint
@@ -99,14 +98,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     )
 
 
-def default_workers(device: torch.device, world_size: int) -> int:
-    """One decoder keeps up with CPU training; a GPU needs several."""
-    if device.type != "cuda":
-        return 1
-    local = max(1, torch.cuda.device_count() if world_size > 1 else 1)
-    return max(1, min(8, usable_cores() // local - 1))
-
-
 def step_seed(seed: int, step: int, rank: int) -> int:
     """Seed of the torch RNG (dropout) at a step: resumes replay the same masks."""
     return seeds.int_seed(seed, "dropout", step, rank)
@@ -115,7 +106,7 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = False) -> RunResult:
     """Run (or continue) a training run in `out`; returns when it ends or is stopped."""
     device = distributed.pick_device(options.device, distributed.local_rank_from_env())
-    dist = distributed.setup(device)
+    dist = distributed.setup(device, options.dist_timeout_minutes)
     try:
         with StopSignal().installed() as stop:
             return _train(config, Path(out), options, resume, device, dist, stop)
@@ -149,7 +140,9 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     run = Run(
         config, options, out, device, dist, stop, data, method, method, optimizer,
         build_scheduler(optimizer, config), Progress(),
-        default_workers(device, dist.world_size) if workers is None else workers,
+        distributed.default_workers(device, distributed.local_world_size_from_env())
+        if workers is None
+        else workers,
     )  # fmt: skip
     if payload is not None:
         restore_checkpoint(run, payload)
