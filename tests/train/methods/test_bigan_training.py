@@ -151,11 +151,11 @@ def test_two_process_ddp_on_cpu(shards, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", "-m", "sslx.cli", "train", "--shards", str(shards), "--method", "bigan",
            "--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--gan-size",
-           "32", "--gan-width", "8", "--latent-dim", "16", "--batch-size", "24", "--epochs",
+           "32", "--gan-width", "8", "--latent-dim", "16", "--batch-size", "48", "--epochs",
            "1", "--out", str(run), "--quiet", "--device", "cpu"]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    payload = load_checkpoint(run)
+    payload = load_checkpoint(run)  # global batch 48 (24 per rank): 240 // 48 = 5 steps
     assert payload["layout"]["world_size"] == 2 and payload["progress"]["global_step"] == 5
     assert (run / "samples" / "epoch_0001.png").exists()
     assert (run / "recons" / "epoch_0001.png").exists()
