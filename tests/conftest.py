@@ -8,6 +8,8 @@ import hashlib
 import os
 import pickle
 import re
+import shlex
+import shutil
 from pathlib import Path
 
 import cv2
@@ -113,6 +115,31 @@ def cifar_root(tmp_path_factory) -> Path:
 
 
 # --- bad input (issue 15): every table of bad inputs runs through this one check ---
+
+
+class Evil:
+    """Unpickling this runs a shell command that creates a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+@pytest.fixture(scope="session")
+def evil_cifar(cifar_root):
+    """`evil_cifar(t)`: a CIFAR copy under t whose data_batch_1 would, if unpickled, create
+    t.parent / "MARKER"."""
+
+    def make(t: Path) -> Path:
+        root = Path(shutil.copytree(cifar_root, t / "cifar"))
+        batch = next(root.rglob("data_batch_1"))
+        batch.write_bytes(pickle.dumps({"data": Evil(t.parent / "MARKER")}))
+        return root
+
+    return make
+
 
 ERROR_LINE = re.compile(r"^sslx( [a-z]+)?: error: ")
 

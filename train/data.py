@@ -242,9 +242,12 @@ def _read_pieces(pieces: list[Piece], errors: list[str]) -> Iterator[tuple[int, 
             yield int(key), jpeg
         short = piece.take - got
         if failures or short:
-            name = Path(piece.path).name
+            # One line per piece, naming its own range: a shard split over workers or ranks
+            # gets one line per piece, so the counts add up to what was lost.
+            first = piece.first_index + piece.skip
+            where = f"{Path(piece.path).name} samples {first}-{first + piece.take - 1}"
             reason = failures[0] if failures else "fewer samples than the manifest lists"
-            errors.append(f"{name}: {short} sample(s) unreadable ({reason})")
+            errors.append(f"{where}: {short} of {piece.take} unreadable ({reason})")
 
 
 def init_loader_worker(_: int) -> None:

@@ -6,9 +6,6 @@ fragment of the expected message. `{ro}` is a read-only folder, `{tmp}` the test
 
 import argparse
 import json
-import os
-import pickle
-import shlex
 import shutil
 
 import pytest
@@ -28,22 +25,6 @@ def put(path, data: bytes = b"x"):
     return path
 
 
-class Evil:
-    """Unpickling this runs a shell command that creates a marker file."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
-
-
-def evil_cifar(cifar_root, t):
-    root = shutil.copytree(cifar_root, t / "cifar")
-    next(root.rglob("data_batch_1")).write_bytes(pickle.dumps({"data": Evil(t.parent / "MARKER")}))
-    return root
-
-
 def unfit_checkpoint(t):
     model = ModelConfig(input_size=32, classifier_width=16)
     payload = build_checkpoint(config={}, model=model, method="rotnet", heads={}, progress={},
@@ -59,7 +40,7 @@ def corrupt_image(image_folder, t, data):
 
 
 @pytest.fixture
-def setups(image_folder, cifar_root):
+def setups(image_folder, evil_cifar):
     png = (image_folder / "red" / "000.png").read_bytes()
     return {
         "missing": lambda t: t / "missing",
@@ -68,7 +49,7 @@ def setups(image_folder, cifar_root):
         .parent.parent,
         "folder": lambda t: shutil.copytree(image_folder, t / "images"),
         "one_class": lambda t: shutil.copytree(image_folder / "red", t / "one" / "red").parent,
-        "evil_cifar": lambda t: evil_cifar(cifar_root, t),
+        "evil_cifar": evil_cifar,
         "foreign": lambda t: torch.save({"state_dict": {}}, t / "f.pt") or t / "f.pt",
         "pickle": lambda t: torch.save(argparse.Namespace(a=1), t / "obj.pt") or t / "obj.pt",
         "unfit": unfit_checkpoint,

@@ -5,8 +5,6 @@ fragment of the expected message. `{ro}` is a read-only folder, `{tmp}` the test
 
 import argparse
 import json
-import os
-import shlex
 import shutil
 
 import numpy as np
@@ -48,23 +46,6 @@ def deepcluster_run(shards, tmp_path_factory):
                  "--clusters", "4", "--pca-dim", "8", "--batch-size", "16", "--max-steps", "1",
                  "--out", str(run), "--quiet"]) == 0  # fmt: skip
     return run
-
-
-class Evil:
-    """Unpickling this runs a shell command that creates a marker file."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
-
-
-def evil_cifar(cifar_root, t):
-    root = copy(cifar_root, t / "cifar")
-    batch = next(root.rglob("data_batch_1"))
-    batch.write_bytes(__import__("pickle").dumps({"data": Evil(t.parent / "MARKER")}))
-    return root
 
 
 def damaged_manifest(shards, t):
@@ -118,7 +99,7 @@ def with_file(run, t, relative, data):
 
 
 @pytest.fixture
-def setups(shards, image_folder, cifar_root, finished_run, deepcluster_run):
+def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run):
     zero = clusters_path("", 0)
     return {
         "missing": lambda t: t / "missing",
@@ -131,7 +112,7 @@ def setups(shards, image_folder, cifar_root, finished_run, deepcluster_run):
         "changed": lambda t: changed_shard(shards, t),
         "folder": lambda t: copy(image_folder, t / "images"),
         "one_class": lambda t: one_class(image_folder, t),
-        "evil_cifar": lambda t: evil_cifar(cifar_root, t),
+        "evil_cifar": evil_cifar,
         "run": lambda t: copy(finished_run, t / "r"),
         "bad_yaml": lambda t: with_file(finished_run, t, "config.yaml", b"a: [\n  b: {\n"),
         "dc_zero": lambda t: with_file(deepcluster_run, t, zero, b""),

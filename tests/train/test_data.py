@@ -124,6 +124,25 @@ def test_corrupt_shard_is_counted_and_reported(shards, tmp_path):
     assert any(e.startswith("shard-000001.tar") for e in errors)
 
 
+def test_shard_split_over_workers_reports_each_piece_with_its_own_count(shards, tmp_path):
+    """Each piece of a damaged shard gets its own line (the loop reports each key once),
+    and the lines' counts add up to the samples lost, not to one worker's share."""
+    counts = [50, 50, 50, 50, 40]
+    split = [{s for s, _, _ in worker_pieces(counts, 1, 0, 0, 1, w, 2, 16)} for w in (0, 1)]
+    shard = sorted(split[0] & split[1])[0]  # the shard both workers read a part of
+    copy = _copy(shards, tmp_path)
+    path = copy / f"shard-{shard:06d}.tar"
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:4096])  # only its first sample or so survives
+    batches = _collect(_stream(copy), workers=2)
+    bad = sum(b["bad"] for b in batches)
+    lines = [e for b in batches for e in b["errors"] if e.startswith(path.name)]
+    assert len(lines) == 2 and len({e.split(":")[0] for e in lines}) == 2
+    lost = [int(e.split(": ")[1].split(" of ")[0]) for e in lines]
+    assert sum(lost) == bad == 15 * 16 - sum(len(b["index"]) for b in batches)
+    assert bad >= 40 and min(lost) > 0
+
+
 def test_undecodable_sample_is_counted(shards, tmp_path):
     copy = _copy(shards, tmp_path)
     shard = copy / "shard-000000.tar"
