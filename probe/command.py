@@ -20,7 +20,7 @@ from sslx.options import (
     seed_option,
     workers_option,
 )
-from sslx.train.datasets import DATASETS
+from sslx.train.datasets import DATASETS, eval_crop_ratio
 
 MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more than a screen
 
@@ -177,7 +177,7 @@ def probe(**flags) -> None:
         raise InputError(f"{flags['data_dir']} has {len(data.classes)} class(es); a probe needs 2+")
     crop_ratio = flags["crop_ratio"]
     if crop_ratio is None:
-        crop_ratio = 1.0 if flags["dataset"] in CIFAR else 0.875
+        crop_ratio = eval_crop_ratio(flags["dataset"])
     ten_crop = flags["ten_crop"]
     if ten_crop is None:  # at crop ratio 1 the ten crops are 5 copies of the image + mirrors
         ten_crop = flags["dataset"] not in CIFAR

@@ -35,6 +35,7 @@ def build_checkpoint(
     scheduler: dict | None = None,
     layout: dict | None = None,
     data: dict | None = None,
+    method_state: dict | None = None,
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -50,6 +51,7 @@ def build_checkpoint(
         "heads": heads,
         "optimizer": optimizer,
         "scheduler": scheduler,
+        "method_state": method_state or {},  # optional: older checkpoints lack it
     }
 
 

@@ -283,9 +283,9 @@ def train(ctx: click.Context, **flags) -> None:
     elif result.stopped == "max_steps":
         click.echo(f"reached --max-steps at {where}; checkpoint saved in {out}", err=True)
     else:
-        click.echo(
-            f"finished {p.epoch} epoch(s), {p.global_step} steps: {out / 'checkpoint.pt'}", err=True
-        )
+        early = f" (stopped early: {result.stopped})" if result.stopped else ""
+        click.echo(f"finished {p.epoch} epoch(s){early}, {p.global_step} steps: "
+                   f"{out / 'checkpoint.pt'}", err=True)  # fmt: skip
 
 
 def config_from_flags(flags: dict) -> TrainConfig:

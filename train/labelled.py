@@ -16,7 +16,8 @@ the training split of the same readers, so with the same `--val-fraction` and
 `--split-seed` the supervised network never sees the images it is later probed on. Draw
 `i` of an epoch is training image `order[i]` (a permutation from the "data_order"
 stream), cropped with the run's crop parameters, a pure function of (seed, epoch, i)
-exactly as for the shards (`crops.draw_crop`).
+exactly as for the shards (`crops.draw_crop`). Its held-out split, in the evaluation
+view (`LabelledViews`), gives the run's `val_top1` after every epoch.
 """
 
 from __future__ import annotations
@@ -264,6 +265,7 @@ class LabelledData:
             split_seed=split_seed,
         )
         self.images = data.train  # items: (uint8 tensor 3 x H x W, label)
+        self.val = data.val  # the held-out split: the supervised run's per-epoch val_top1
         self.classes = list(data.classes)
         self.info = data.info
         self.num_samples = len(self.images)
@@ -306,3 +308,23 @@ class LabelledDraws(torch.utils.data.Dataset):
             seed=self.seed, epoch=self.epoch,
         )  # fmt: skip
         return out, index, int(label), None
+
+
+class LabelledViews(torch.utils.data.Dataset):
+    """A labelled split in the evaluation view, no augmentation: item i -> (image i
+    centre-cropped (`crops.centre_crops`, `centre_ratio` of the short side) and resized to
+    `input_size`, uint8 HWC; i; label; None), the items `indexed.collate_draws` batches."""
+
+    def __init__(self, images: Dataset, *, input_size: int, centre_ratio: float) -> None:
+        self.images, self.input_size, self.centre_ratio = images, input_size, centre_ratio
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray | None, int, int, str | None]:
+        image, label = self.images[i]
+        out = draw_crop(
+            image.permute(1, 2, 0).numpy(), i, size=self.input_size, crop=None,
+            centre_ratio=self.centre_ratio,
+        )  # fmt: skip
+        return out, i, int(label), None

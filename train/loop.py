@@ -51,7 +51,7 @@ from sslx.train.stop import StopSignal
 @dataclass
 class RunResult:
     progress: Progress
-    stopped: str | None  # why the run stopped early ("interrupted", "max_steps"), if it did
+    stopped: str | None  # "interrupted", "max_steps" (resumable), a hook's "patience" (finished)
     method: Method
     out: Path
 
@@ -156,30 +156,46 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     if dist.is_main and options.progress:
         _announce(run)
     try:
-        while progress.epoch < config.optim.epochs:
+        while progress.epoch < config.optim.epochs and not progress.stopped:
             extra = {"start_step": progress.step_in_epoch, "dist": dist}
             ctx = EpochContext(
-                progress.epoch, device, data, run.log, extra,
-                config=config, out=out, workers=run.workers, step=progress.global_step,
+                progress.epoch, device, data, run.log, extra, config=config, out=out,
+                workers=run.workers, step=progress.global_step,
+                verbose=dist.is_main and options.progress,
             )  # fmt: skip
             method.on_epoch_start(ctx)
-            stopped = train_one_epoch(run, method.epoch_data(ctx))
+            stopped = train_one_epoch(run, method.epoch_data(ctx), ctx.record)
             if stopped:
                 return RunResult(progress, stopped, method, out)
+            ctx.step = progress.global_step
             method.on_epoch_end(ctx)
-            run.scheduler.step()
-            progress.epoch += 1
-            progress.step_in_epoch = 0
-            progress.finished = progress.epoch >= config.optim.epochs
+            _end_epoch(run, ctx)
             save_checkpoint(run)
-        return RunResult(progress, None, method, out)
+        return RunResult(progress, progress.stopped, method, out)
     finally:
         run.log.close()
 
 
-def train_one_epoch(run: Run, draws: EpochDataset | None = None) -> str | None:
+def _end_epoch(run: Run, ctx: EpochContext) -> None:
+    """Write the epoch's record, move on; a hook's `ctx.stop` finishes the run as --epochs does."""
+    progress = run.progress
+    record = {"event": "epoch_end", "epoch": progress.epoch + 1, **ctx.record}
+    if ctx.stop:
+        record["stopped"] = ctx.stop
+    run.log.write(record, progress.global_step, prefix="epoch")
+    run.scheduler.step()
+    progress.epoch += 1
+    progress.step_in_epoch = 0
+    progress.stopped = ctx.stop
+    progress.finished = progress.epoch >= run.config.optim.epochs or ctx.stop is not None
+
+
+def train_one_epoch(
+    run: Run, draws: EpochDataset | None = None, record: dict | None = None
+) -> str | None:
     """One pass over this rank's share of the shards (or of the method's draws for this
-    epoch); returns why it stopped early, if so."""
+    epoch); returns why it stopped early, if so. Puts the epoch's count of unreadable
+    samples in `record` (the epoch's record, written by the loop after `on_epoch_end`)."""
     config, progress = run.config, run.progress
     loader, steps = _epoch_batches(run, draws)
     autocast = (
@@ -211,10 +227,8 @@ def train_one_epoch(run: Run, draws: EpochDataset | None = None) -> str | None:
                     return "interrupted" if stop_voted else "max_steps"
             if due.checkpoint:
                 save_checkpoint(run)
-    run.log.write(
-        {"event": "epoch_end", "epoch": progress.epoch + 1, "bad_samples": bad.count},
-        progress.global_step,
-    )
+    if record is not None:
+        record["bad_samples"] = bad.count
     return None
 
 

@@ -29,11 +29,17 @@ def as_flag(value):
 
 
 def check_not_finished(out: Path, config: TrainConfig) -> None:
-    """Resuming a finished run needs a larger --epochs; say so instead of doing nothing."""
+    """Resuming a finished run needs a larger --epochs, and one that an epoch hook stopped
+    (--patience) is final; say so instead of doing nothing."""
     from sslx.train.checkpoint import load_checkpoint
 
     progress = load_checkpoint(out).get("progress", {})
     done = progress.get("epoch", 0)
+    if progress.get("finished") and progress.get("stopped"):
+        raise InputError(
+            f"the run in {out} is finished: --{progress['stopped']} stopped it after {done} "
+            "epoch(s) (the best epoch is in its metrics.jsonl); it cannot be continued"
+        )
     if progress.get("finished") and config.optim.epochs <= done:
         raise InputError(
             f"the run in {out} is finished ({done} epoch(s)); to train longer give "

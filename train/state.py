@@ -4,7 +4,7 @@ restores, and the checks on `--out` before a run starts."""
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ class Progress:
     step_in_epoch: int = 0
     global_step: int = 0
     finished: bool = False
+    stopped: str | None = None  # why a finished run ended before --epochs ("patience")
 
 
 def prepare_run_dir(out: Path, resume: bool, config: TrainConfig | None = None) -> TrainConfig:
@@ -90,7 +91,9 @@ def restore_checkpoint(run: Run, payload: dict) -> None:
         ) from None
     run.optimizer.load_state_dict(payload["optimizer"])
     run.scheduler.load_state_dict(payload["scheduler"])
-    run.progress = Progress(**payload["progress"])
+    known = {f.name for f in fields(Progress)}  # keys a later sslx adds are ignored
+    run.progress = Progress(**{k: v for k, v in payload["progress"].items() if k in known})
+    run.method.load_run_state(payload.get("method_state") or {})
     p = run.progress
     run.method.check_resume(run.out, p.epoch, p.step_in_epoch, run.data.num_samples)
     moved = _order(payload.get("layout")) != _order(run.layout)
@@ -129,6 +132,7 @@ def save_checkpoint(run: Run) -> None:
                 "num_samples": run.data.num_samples,
                 "fingerprint": run.data.fingerprint,
             },
+            method_state=run.method.run_state(),
         )
         save_atomic(payload, run.out / CHECKPOINT_NAME)
     distributed.barrier()

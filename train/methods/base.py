@@ -8,7 +8,10 @@ A method owns its heads and its loss. The training loop only ever calls:
 - `method.parameter_groups()`: what the optimiser updates (all trainable parameters
   unless a method says otherwise);
 - `method.configure_optimizer(optim)`: the optimiser (SGD unless a method says otherwise);
-- the hooks `on_epoch_start(ctx)` / `on_epoch_end(ctx)`, e.g. DeepCluster's clustering;
+- the hooks `on_epoch_start(ctx)` / `on_epoch_end(ctx)`, e.g. DeepCluster's clustering,
+  the supervised validation (which adds to the epoch's record and may end the run);
+- `method.run_state()` / `load_run_state(state)`: plain values beyond parameters and
+  buffers that a resume must restore (the checkpoint's `method_state`);
 - `method.epoch_data(ctx)`: None to stream the shards as they are (RotNet), or the
   epoch's own draws as an `EpochDataset` (DeepCluster's samples, uniform over clusters,
   with their pseudo-labels);
@@ -57,6 +60,12 @@ class EpochContext:
     out: Path | None = None  # the run folder
     workers: int = 0  # loader processes per rank
     step: int = 0  # global step at the start of the hook
+    verbose: bool = False  # a hook may print a short line on stderr (main rank, not --quiet)
+    # Set by `on_epoch_end`: scalars added to the epoch's "epoch_end" record in metrics.jsonl
+    # and TensorBoard, and a reason to end the run after this epoch (it is then finished,
+    # `Progress.stopped`), e.g. the supervised "patience".
+    record: dict = field(default_factory=dict)
+    stop: str | None = None
 
 
 class Method(nn.Module):
@@ -115,11 +124,20 @@ class Method(nn.Module):
         """
         return None
 
+    def run_state(self) -> dict:
+        """Plain values (numbers, strings, None) a resume must restore that are not
+        parameters or buffers, e.g. an early-stopping count; the checkpoint's `method_state`."""
+        return {}
+
+    def load_run_state(self, state: dict) -> None:
+        """Restore `run_state()` from a checkpoint (`{}` for one written without it)."""
+
     def on_epoch_start(self, ctx: EpochContext) -> None:
         """Called before each epoch (also the first one after a resume)."""
 
     def on_epoch_end(self, ctx: EpochContext) -> None:
-        """Called after each epoch, before its checkpoint is written."""
+        """Called after each epoch, before its record and checkpoint are written; may fill
+        `ctx.record` and set `ctx.stop` (the same on every rank)."""
 
 
 METHODS: dict[str, type[Method]] = {}

@@ -145,6 +145,12 @@ SUPERVISED = MethodSpec(
             0.1, "Fraction of each class held out (never trained on), as in sslx probe.", float
         ),
         "split_seed": MethodOption(0, "Seed of the held-out split (match sslx probe's).", int),
+        "patience": MethodOption(
+            0,
+            "Stop when the held-out top-1 (val_top1, measured after every epoch) has not "
+            "improved for this many epochs; 0 runs all --epochs.",
+            int,
+        ),
     },
     needs_shards=False,
 )

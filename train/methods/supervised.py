@@ -5,16 +5,32 @@ through the probe's train/validation split (see `sslx.train.labelled`), and adds
 linear layer (fc8) from the fc7 embedding to the classes. With `--init CKPT --freeze
 conv1,conv2` it is the paper's Table 4 protocol: a single-image conv1-conv2 kept fixed
 while the layers above learn from labels.
+
+After every epoch it measures top-1 and the loss on the held-out split (`val_top1`,
+`val_loss` in the epoch's record): eval mode, no augmentation, one centre crop at the
+input size, float32. Under torchrun each rank evaluates a contiguous stretch of the split
+with rank 0's BatchNorm statistics (those its checkpoint saves) and the sums are
+all-reduced, so every rank gets the same numbers on any rank count. With `--patience N`
+the run ends, finished, once `val_top1` has not improved for N epochs in a row; it keeps
+the last epoch's weights (at most N epochs past the best) and records the best epoch.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict, dataclass
+
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from sslx.errors import InputError
+from sslx.train import distributed
 from sslx.train.alexnet import AlexNet
-from sslx.train.labelled import LabelledData, LabelledDraws
+from sslx.train.data import rank_batch_size
+from sslx.train.datasets import eval_crop_ratio
+from sslx.train.indexed import epoch_loader
+from sslx.train.labelled import LabelledData, LabelledDraws, LabelledViews
 from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import (
     EpochContext,
@@ -23,6 +39,28 @@ from sslx.train.methods.base import (
     register,
 )
 from sslx.train.methods.specs import SUPERVISED
+
+
+@dataclass
+class Patience:
+    """The early-stopping count: the best `val_top1` so far, its epoch (1-based) and the
+    epochs since it. Only a strict increase is an improvement, so a plateau counts."""
+
+    patience: int  # 0: never stop
+    best: float | None = None
+    best_epoch: int = 0
+    since_best: int = 0
+
+    def update(self, epoch: int, top1: float) -> bool:
+        """Count epoch `epoch`'s top-1; True when the run should stop after it."""
+        if self.best is None or top1 > self.best:
+            self.best, self.best_epoch, self.since_best = top1, epoch, 0
+        else:
+            self.since_best += 1
+        return self.patience > 0 and self.since_best >= self.patience
+
+    def state(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "patience"}
 
 
 @register
@@ -34,12 +72,15 @@ class Supervised(Method):
     def __init__(self, backbone: AlexNet, options: dict) -> None:
         super().__init__(backbone, options)
         o = self.method_options
+        if o["patience"] < 0:
+            raise InputError(f"--patience must be >= 0 (got {o['patience']}; 0 turns it off)")
         self.data = LabelledData(
             o["dataset"], o["data_dir"], o["val_dir"], o["val_fraction"], o["split_seed"]
         )
         self.head = nn.Linear(backbone.embed_dim, len(self.data.classes))
         nn.init.normal_(self.head.weight, 0.0, 0.01)
         nn.init.zeros_(self.head.bias)
+        self.patience = Patience(int(o["patience"]))
 
     def make_data(self) -> LabelledData:
         return self.data
@@ -63,3 +104,66 @@ class Supervised(Method):
         labels = batch["label"]
         loss = cross_entropy(logits, labels)
         return StepOutput(loss, {"accuracy": accuracy(logits, labels)})
+
+    def run_state(self) -> dict:
+        return {"patience": self.patience.state()}
+
+    def load_run_state(self, state: dict) -> None:
+        # A checkpoint from before --patience has none: the count starts afresh.
+        self.patience = Patience(self.patience.patience, **state.get("patience", {}))
+
+    def on_epoch_end(self, ctx: EpochContext) -> None:
+        """Validate, log `val_top1`/`val_loss` and the best so far, apply --patience."""
+        top1, loss = self.validate(ctx)
+        epoch, p = ctx.epoch + 1, self.patience
+        if p.update(epoch, top1):
+            ctx.stop = "patience"
+        ctx.record.update(
+            val_top1=top1, val_loss=loss, best_val_top1=p.best, best_epoch=p.best_epoch
+        )
+        if ctx.verbose:
+            line = (
+                f"sslx: epoch {epoch}/{ctx.config.optim.epochs}: val_top1 {top1:.4f}, "
+                f"val_loss {loss:.4f} (best {p.best:.4f} at epoch {p.best_epoch})"
+            )
+            if ctx.stop:
+                line += f"; no improvement in {p.since_best} epoch(s): --patience stops the run"
+            tqdm.write(line, file=sys.stderr)
+
+    def validate(self, ctx: EpochContext) -> tuple[float, float]:
+        """Top-1 and mean loss on the whole held-out split, the same on every rank."""
+        dist = ctx.extra.get("dist") or distributed.Dist()
+        for buffer in self.buffers():  # BatchNorm statistics: rank 0's, as DDP's next step
+            distributed.broadcast(buffer)
+        sums = self.validation_sums(ctx, dist.rank, dist.world_size)
+        correct, loss, count = distributed.all_reduce_sum(sums).tolist()
+        return correct / count, loss / count
+
+    @torch.no_grad()
+    def validation_sums(self, ctx: EpochContext, rank: int, world_size: int) -> torch.Tensor:
+        """[correct, summed loss, images] (float64) over rank `rank`'s contiguous stretch
+        of the held-out split, one batch (this rank's share of --batch-size) at a time."""
+        config, val = ctx.config, self.data.val
+        n, size = len(val), rank_batch_size(config.optim.batch_size, world_size)
+        lo, hi = rank * n // world_size, (rank + 1) * n // world_size
+        views = LabelledViews(
+            val,
+            input_size=config.model.input_size,
+            centre_ratio=eval_crop_ratio(self.method_options["dataset"]),
+        )
+        batches = [list(range(a, min(a + size, hi))) for a in range(lo, hi, size)]
+        loader = epoch_loader(views, batches, ctx.workers, ctx.device.type == "cuda")
+        sums = torch.zeros(3, dtype=torch.float64, device=ctx.device)
+        was_training = self.training
+        self.eval()
+        try:
+            for batch in loader:
+                images = batch["image"].to(ctx.device, non_blocking=True).permute(0, 3, 1, 2)
+                labels = batch["label"].to(ctx.device, non_blocking=True)
+                logits = self.head(self.backbone(images)).float()
+                sums[0] += (logits.argmax(1) == labels).sum()
+                sums[1] += cross_entropy(logits, labels).double() * len(labels)
+                sums[2] += len(labels)
+        finally:
+            self.train(was_training)
+        return sums
