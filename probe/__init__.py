@@ -7,6 +7,7 @@
 - `report`: markdown / JSON / CSV tables and the accuracy-per-layer plot.
 - `networks`: the frozen networks to probe (checkpoints, the untrained "Random" row).
 - `viz`: conv1 filters as an image grid.
+- `ablation`: the augmentation ablation table (the paper's Table 3) from probe results.
 - `command`: `sslx probe` and `sslx viz`, torch-free until they run (`datasets` names
   the kinds of data for their --help).
 """

@@ -246,7 +246,7 @@ def _networks(flags: dict) -> list:
 
 @click.group()
 def viz() -> None:
-    """Pictures of trained networks."""
+    """Pictures of trained networks, and the ablation table from probe results."""
 
 
 @viz.command()
@@ -266,3 +266,23 @@ def filters(checkpoint: Path, out: Path, columns: int, zoom: int) -> None:
     net = checkpoint_network(checkpoint)
     width, height = save_filters(net.model, out, columns, zoom)
     click.echo(f"wrote {out} ({width}x{height} px)", err=True)
+
+
+@viz.command()
+@click.argument(
+    "probe_dirs", nargs=-1, required=True, metavar="PROBE_DIR...", type=click.Path(path_type=Path)
+)
+@out_option("Folder for ablation.md, ablation.json and ablation.png.", required=True)
+def ablation(probe_dirs: tuple[Path, ...], out: Path) -> None:
+    """The paper's augmentation ablation (Table 3) from `sslx probe` folders.
+
+    Networks are placed in rows by name: supervised[-seed<k>] (a), random[-seed<k>] (b),
+    <method>-<preset>-seed<k> (the preset's row, (c) none .. (j) all). Each cell is the mean
+    ± half the range over seeds, beside the paper's number; the paper's criterion (scale
+    rows above the rest at conv1..conv3) is evaluated. See docs/ablation.md.
+    """
+    from sslx.probe.ablation import write_ablation
+
+    text = write_ablation(list(probe_dirs), out)
+    click.echo(text, nl=False)
+    click.echo(f"wrote {out}/ablation.md, ablation.json, ablation.png", err=True)

@@ -1,5 +1,5 @@
 """docs/reproduce.md and README.md at toy scale: every `bash` block, in order, through
-the real CLI.
+the real CLI (the block runner is tests/doc_recipes.py).
 
 Only the scale variables of a document's first block change (the data folder, the
 number of patches, DeepCluster's k); every command runs exactly as documented. Blocks
@@ -10,68 +10,17 @@ interruption) are shown but not run: the fence language is the marker.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from doc_recipes import REPO, recipe_blocks, run_blocks, toy_data
+
 RECIPE = REPO / "docs" / "reproduce.md"
 README = REPO / "README.md"
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")  # fmt: skip
 TOY_SCALE = {"N": "256", "K": "4"}
-
-
-def recipe_blocks(text: str) -> list[str]:
-    return re.findall(r"^```bash\n(.*?)^```", text, flags=re.M | re.S)
-
-
-def set_variable(block: str, name: str, value: str) -> str:
-    pattern = rf"^{name}=\S+"
-    assert re.search(pattern, block, flags=re.M), f"the recipe no longer sets {name}"
-    return re.sub(pattern, f"{name}={value}", block, count=1, flags=re.M)
-
-
-def toy_data(root: Path) -> Path:
-    """A stand-in for ../shared/data: a photo named ameyoko.jpg (the shipped Hubble
-    image) and a CIFAR-10-shaped archive of 30 noisy 32 px images per class."""
-    (root / "images").mkdir(parents=True)
-    shutil.copy(REPO / "datagen" / "assets" / "hubble_deep_field.jpg",
-                root / "images" / "ameyoko.jpg")  # fmt: skip
-    rng = np.random.default_rng(0)
-    tree = root / "tree"
-    for label, name in enumerate(CIFAR10_CLASSES):
-        folder = tree / "cifar10" / "train" / name
-        folder.mkdir(parents=True)
-        colour = rng.integers(0, 256, 3)
-        for i in range(30):
-            pixels = np.clip(colour + rng.normal(0, 40, (32, 32, 3)), 0, 255)
-            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{label}{i:03d}.jpg")
-    with tarfile.open(root / "cifar10-train.tar.gz", "w:gz") as tar:
-        tar.add(tree / "cifar10", arcname="cifar10")
-    shutil.rmtree(tree)
-    return root
-
-
-def run_blocks(blocks: list[str], data: Path, scale: dict[str, str], work: Path) -> None:
-    """The blocks as one bash script in `work`, with the first block's scale variables set."""
-    first = set_variable(blocks[0], "DATA", str(data))
-    for name, value in scale.items():
-        first = set_variable(first, name, value)
-    script = "\n".join(["set -euo pipefail", first, *blocks[1:]])
-    work.mkdir()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-c", script], cwd=work, env=env,
-                            capture_output=True, text=True, timeout=900)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_readme_examples_run_in_order_at_toy_scale(tmp_path):

@@ -1,9 +1,11 @@
-"""`sslx viz filters` on bad input: one `sslx: error:` line, exit 2, nothing written.
+"""`sslx viz filters` and `sslx viz ablation` on bad input: one `sslx: error:` line, exit 2,
+nothing written.
 
 One row per case: arguments (`{name}` runs the setup of that name) and a fragment of the
 expected message. `{ro}` is a read-only folder, `{tmp}` the test folder."""
 
 import argparse
+import json
 
 import pytest
 import torch
@@ -25,30 +27,70 @@ def _checkpoint(t, backbone=None):
     return t / "c.pt"
 
 
+LAYERS = ("conv1", "conv2", "conv3", "conv4")
+
+
+def _net(name, layers=LAYERS, dims=9600, top1=0.5):
+    return {"name": name, "dims": dict.fromkeys(layers, dims), "top1": dict.fromkeys(layers, top1)}
+
+
+def _probes(t, name, results, split="held out 0.1"):
+    """A probe --out folder holding results.json (`results`: the list, or the file's text)."""
+    (t / name).mkdir()
+    if not isinstance(results, str):
+        results = json.dumps({"data": {"val": split}, "config": {}, "results": results})
+    (t / name / "results.json").write_text(results)
+    return t / name
+
+
 SETUPS = {
     "ckpt": _checkpoint,
     "unfit": lambda t: _checkpoint(t, {"convs.conv1.0.weight": torch.zeros(3)}),
     "foreign": lambda t: torch.save({"state_dict": {}}, t / "f.pt") or t / "f.pt",
     "pickle": lambda t: torch.save(argparse.Namespace(a=1), t / "o.pt") or t / "o.pt",
+    "probes": lambda t: _probes(t, "probes", [_net("bigan-none-seed0"), _net("random")]),
+    "nojson": lambda t: _probes(t, "nojson", "{not json"),
+    "noresults": lambda t: _probes(t, "noresults", json.dumps({"results": {}})),
+    "unplaced": lambda t: _probes(t, "unplaced", [_net("rotnet-all")]),
+    "noconv4": lambda t: _probes(t, "noconv4", [_net("bigan-all-seed0", layers=LAYERS[:3])]),
+    "percent": lambda t: _probes(t, "percent", [_net("bigan-all-seed0", top1=62.0)]),
+    "rotnet": lambda t: _probes(t, "rotnet", [_net("rotnet-scale-seed0")]),
+    "wide": lambda t: _probes(t, "wide", [_net("bigan-scale-seed0", dims=3456)]),
+    "split": lambda t: _probes(t, "split", [_net("bigan-all-seed0")], split="held out 0.2"),
+    "file": lambda t: (t / "f.txt").write_text("x") and t / "f.txt",
 }
 
 OUT = ["--out", "{tmp}/f.png"]
+TO = ["--out", "{tmp}/table"]
 CASES = [
-    (["{ckpt}", "--zoom", "0", *OUT], "--zoom must be between 1 and 64"),
-    (["{ckpt}", "--zoom", "100000", *OUT], "--zoom must be between 1 and 64"),
-    (["{ckpt}", "--columns", "0", *OUT], "--columns must be between"),
-    (["{ckpt}", "--out", "{tmp}/x.txt"], "--out must be a .png file"),
-    (["{ckpt}", "--out", "{ro}/f.png"], "cannot write {ro}: Read-only file system"),
-    (["{foreign}", *OUT], "is not an sslx checkpoint"),
-    (["{pickle}", *OUT], "is not an sslx checkpoint"),
-    (["{unfit}", *OUT], "weights do not match"),
-    (["{tmp}/missing.pt", *OUT], "checkpoint not found"),
+    (["filters", "{ckpt}", "--zoom", "0", *OUT], "--zoom must be between 1 and 64"),
+    (["filters", "{ckpt}", "--zoom", "100000", *OUT], "--zoom must be between 1 and 64"),
+    (["filters", "{ckpt}", "--columns", "0", *OUT], "--columns must be between"),
+    (["filters", "{ckpt}", "--out", "{tmp}/x.txt"], "--out must be a .png file"),
+    (["filters", "{ckpt}", "--out", "{ro}/f.png"], "cannot write {ro}: Read-only file system"),
+    (["filters", "{foreign}", *OUT], "is not an sslx checkpoint"),
+    (["filters", "{pickle}", *OUT], "is not an sslx checkpoint"),
+    (["filters", "{unfit}", *OUT], "weights do not match"),
+    (["filters", "{tmp}/missing.pt", *OUT], "checkpoint not found"),
+    (["ablation", "{tmp}/missing", *TO], "no results.json"),
+    (["ablation", "{nojson}", *TO], "not valid JSON"),
+    (["ablation", "{noresults}", *TO], "not an sslx probe results.json"),
+    (["ablation", "{unplaced}", *TO], "cannot place network 'rotnet-all' in the table"),
+    (["ablation", "{noconv4}", *TO], "network 'bigan-all-seed0' has no conv4 probe"),
+    (["ablation", "{percent}", *TO], "bigan-all-seed0 conv1 top-1 is not in [0, 1]"),
+    (["ablation", "{probes}", "{probes}", *TO], "two networks for row (c) seed 0"),
+    (["ablation", "{probes}", "{rotnet}", *TO], "the preset rows mix methods (bigan, rotnet)"),
+    (["ablation", "{probes}", "{wide}", *TO], "probed at different dimensions"),
+    (["ablation", "{probes}", "{split}", *TO], "different settings (val: 'held out 0.2' vs"),
+    (["ablation", "{probes}", "--out", "{file}"], "is a file; give a folder"),
+    (["ablation", "{probes}", "--out", "{ro}"], "cannot write {ro}: Read-only file system"),
+    (["ablation", *TO], "Missing argument 'PROBE_DIR...'"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[m for _, m in CASES])
 def test_bad_input(bad_input, args, message):
-    bad_input(["viz", "filters", *args], message, SETUPS)
+    bad_input(["viz", *args], message, SETUPS)
 
 
 def test_a_good_checkpoint_draws(tmp_path):

@@ -1,0 +1,346 @@
+"""`sslx viz ablation`: the paper's augmentation ablation (Table 3) from `sslx probe` folders.
+
+Each probed network is placed in a row of the table by its name (the run folder's name):
+
+- `supervised` or `supervised-seed<k>`: (a) fully supervised;
+- `random` or `random-seed<k>`: (b) random features;
+- `<method>-<preset>-seed<k>`, preset one of `sslx generate --preset`'s ablation rows:
+  that preset's row, (c) none .. (j) all.
+
+A name that fits none of these, two networks for one (row, seed), more than one method
+across the preset rows, or a missing conv1..conv4 probe is refused (InputError): a table
+that silently mixes runs would look like a result. Torch-free; matplotlib only for the plot.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sslx.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from sslx.errors import InputError
+
+
+@dataclass(frozen=True)
+class Row:
+    letter: str
+    key: str  # the name part that places a network here
+    label: str
+    paper: tuple[float, float, float, float]  # top-1 (%) at conv1..conv4, the paper's Table 3
+
+
+LAYERS = ("conv1", "conv2", "conv3", "conv4")
+ROWS = (
+    Row("a", "supervised", "fully supervised", (66.5, 70.1, 72.4, 75.9)),
+    Row("b", "random", "random", (57.8, 55.5, 54.2, 47.3)),
+    Row("c", "none", "no augmentation", (57.9, 56.2, 54.2, 47.8)),
+    Row("d", "jitter", "jitter", (58.9, 58.0, 57.0, 49.8)),
+    Row("e", "rotation", "rotation", (61.4, 58.8, 56.1, 47.5)),
+    Row("f", "scale", "scale", (67.9, 69.3, 67.9, 59.1)),
+    Row("g", "rot+jitter", "rotation + jitter", (64.9, 63.6, 61.0, 53.4)),
+    Row("h", "rot+scale", "rotation + scale", (67.6, 69.9, 68.0, 60.7)),
+    Row("i", "jitter+scale", "jitter + scale", (68.1, 71.3, 69.5, 62.4)),
+    Row("j", "all", "all", (68.1, 72.3, 70.8, 63.5)),
+)
+BY_KEY = {row.key: row for row in ROWS}
+REFERENCES = ("supervised", "random")
+PRESETS = tuple(row.key for row in ROWS if row.key not in REFERENCES)
+# The paper's claim: every row with scale augmentation beats every row without it.
+SCALE, NO_SCALE = ("f", "h", "i", "j"), ("c", "d", "e", "g")
+CRITERION_LAYERS = ("conv1", "conv2", "conv3")
+SEED = re.compile(r"^(?P<stem>.+)-seed(?P<seed>[0-9]+)$")
+NAMING = (
+    "supervised[-seed<k>], random[-seed<k>] or <method>-<preset>-seed<k> with <preset> one of "
+    + ", ".join(PRESETS)
+)
+
+
+@dataclass(frozen=True)
+class Placed:
+    row: Row
+    method: str | None  # None for the reference rows
+    seed: int | None
+    name: str
+    source: Path
+    top1: dict[str, float]  # percent
+    dims: tuple  # probe dimensions at conv1..conv4: equal for every row of one table
+
+
+@dataclass
+class RowSummary:
+    row: Row
+    networks: list[Placed] = field(default_factory=list)
+
+    def values(self, layer: str) -> list[float]:
+        return [net.top1[layer] for net in self.networks]
+
+    def mean(self, layer: str) -> float:
+        values = self.values(layer)
+        return sum(values) / len(values)
+
+    def spread(self, layer: str) -> float:
+        """Half the range over seeds: the paper's tables give no error bars to match."""
+        values = self.values(layer)
+        return (max(values) - min(values)) / 2
+
+
+def place(name: str, source: Path) -> tuple[Row, str | None, int | None]:
+    """(row, method, seed) of a network name, or InputError naming the rule."""
+    match = SEED.match(name)
+    stem, seed = (match["stem"], int(match["seed"])) if match else (name, None)
+    if stem in REFERENCES:
+        return BY_KEY[stem], None, seed
+    method, _, preset = stem.rpartition("-")
+    # A preset row needs the seed: reproduce.md's `rotnet-all` must not slip in unnoticed.
+    if seed is None or not method or preset not in PRESETS:
+        raise InputError(f"{source}: cannot place network {name!r} in the table; name it {NAMING}")
+    return BY_KEY[preset], method, seed
+
+
+def read_probe_dir(folder: Path) -> tuple[dict, list[Placed]]:
+    """The probe's settings (the data and the protocol, but not the data's path or the
+    layers, which may differ between folders of one table) and the placed networks."""
+    path = folder / "results.json"
+    if not path.is_file():
+        raise InputError(f"{folder}: no results.json (not an sslx probe --out folder?)")
+    try:
+        payload = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    results = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(results, list) or not results:
+        raise InputError(f"{path}: not an sslx probe results.json (no 'results' list)")
+    networks = []
+    for entry in results:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise InputError(f"{path}: not an sslx probe results.json (a result without a name)")
+        row, method, seed = place(entry["name"], folder)
+        top1 = entry.get("top1") if isinstance(entry.get("top1"), dict) else {}
+        for layer in LAYERS:
+            if layer not in top1:
+                raise InputError(
+                    f"{folder}: network {entry['name']!r} has no {layer} probe "
+                    f"(probe with --layers {','.join(LAYERS)})"
+                )
+            value = top1[layer]
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise InputError(f"{path}: {entry['name']} {layer} top-1 is not in [0, 1]")
+        percent = {layer: 100 * float(top1[layer]) for layer in LAYERS}
+        dims = entry.get("dims") if isinstance(entry.get("dims"), dict) else {}
+        dims = tuple(d if isinstance(d := dims.get(layer), int) else None for layer in LAYERS)
+        networks.append(Placed(row, method, seed, entry["name"], folder, percent, dims))
+    settings = {}
+    for part, skip in (("data", "data_dir"), ("config", "layers")):
+        if isinstance(payload.get(part), dict):
+            settings.update({k: v for k, v in payload[part].items() if k != skip})
+    return settings, networks
+
+
+def collect(folders: list[Path]) -> list[RowSummary]:
+    """Read every folder, check the networks are one comparable table, group them by row."""
+    first: tuple[Path, dict] | None = None
+    networks: list[Placed] = []
+    for folder in folders:
+        settings, placed = read_probe_dir(folder)
+        if first is None:
+            first = (folder, settings)
+        elif settings != first[1]:  # another split or probe protocol: not one table
+            old = first[1]
+            key = next(
+                k for k in sorted(settings.keys() | old.keys()) if settings.get(k) != old.get(k)
+            )
+            raise InputError(
+                f"{folder} and {first[0]} were probed with different settings "
+                f"({key}: {settings.get(key)!r} vs {old.get(key)!r})"
+            )
+        networks += placed
+    _check_one_table(networks)
+    rows = {row.key: RowSummary(row) for row in ROWS}
+    for net in networks:
+        rows[net.row.key].networks.append(net)
+    return [summary for summary in rows.values() if summary.networks]
+
+
+def _check_one_table(networks: list[Placed]) -> None:
+    seen: dict[tuple[str, int | None], Placed] = {}
+    for net in networks:
+        other = seen.setdefault((net.row.key, net.seed), net)
+        if other is not net:
+            raise InputError(
+                f"two networks for row ({net.row.letter}) seed {net.seed}: {other.name} in "
+                f"{other.source} and {net.name} in {net.source}"
+            )
+    methods = sorted({net.method for net in networks if net.method is not None})
+    if len(methods) > 1:
+        raise InputError(f"the preset rows mix methods ({', '.join(methods)}); give one method's")
+    if len({net.dims for net in networks}) > 1:  # another input size or conv1 stride
+        first = networks[0]
+        odd = next(net for net in networks if net.dims != first.dims)
+        raise InputError(
+            f"the networks were probed at different dimensions ({first.name}: {first.dims}, "
+            f"{odd.name}: {odd.dims}); the rows would not compare"
+        )
+
+
+def criterion(rows: list[RowSummary]) -> dict:
+    """Per layer of conv1..conv3: the lowest scale row against the highest row without
+    scale, and whether the margin exceeds the largest spread of the rows compared."""
+    scale = [r for r in rows if r.row.letter in SCALE]
+    other = [r for r in rows if r.row.letter in NO_SCALE]
+    layers: dict[str, dict] = {}
+    for layer in CRITERION_LAYERS:
+        if not scale or not other:
+            layers[layer] = {"verdict": "n/a"}
+            continue
+        low = min(scale, key=lambda r: r.mean(layer))
+        high = max(other, key=lambda r: r.mean(layer))
+        i = LAYERS.index(layer)
+        margin = low.mean(layer) - high.mean(layer)
+        spread = max(r.spread(layer) for r in scale + other)
+        layers[layer] = {
+            "lowest_scale_row": low.row.letter,
+            "highest_other_row": high.row.letter,
+            "margin": margin,
+            "largest_spread": spread,
+            "paper_margin": min(r.row.paper[i] for r in scale) - max(r.row.paper[i] for r in other),
+            "verdict": "PASS" if margin > spread else "FAIL",
+        }
+    verdicts = [entry["verdict"] for entry in layers.values()]
+    met = None if "n/a" in verdicts else all(v == "PASS" for v in verdicts)
+    single = sorted(r.row.letter for r in scale + other if len(r.networks) < 2)
+    return {"layers": layers, "met": met, "rows_with_one_network": single}
+
+
+def markdown(rows: list[RowSummary], result: dict, folders: list[Path]) -> str:
+    sources = ", ".join(f"`{folder}`" for folder in folders)
+    lines = [
+        "# Augmentation ablation (the paper's Table 3)",
+        "",
+        f"Linear-probe top-1 (%) from {sources}. Each cell: mean ± spread over the row's "
+        "networks (spread = half the range, (max − min) / 2), then the paper's number in "
+        "brackets; n = networks (seeds) in the row. Rows without networks are left out.",
+        "",
+        "| row | n | " + " | ".join(LAYERS) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in LAYERS) + " |",
+    ]
+    for r in rows:
+        cells = " | ".join(
+            f"{r.mean(layer):.1f} ± {r.spread(layer):.1f} ({r.row.paper[i]:.1f})"
+            for i, layer in enumerate(LAYERS)
+        )
+        lines.append(f"| ({r.row.letter}) {r.row.label} | {len(r.networks)} | {cells} |")
+    lines += ["", "Networks per row:", ""]
+    lines += [f"- ({r.row.letter}): " + ", ".join(n.name for n in r.networks) for r in rows]
+    lines += [
+        "",
+        "## The paper's criterion",
+        "",
+        "At conv1..conv3, the lowest mean of the scale rows present ((f), (h), (i), (j)) is "
+        "above the highest mean of the rows without scale present ((c), (d), (e), (g)) by "
+        "more than the largest spread among all those rows.",
+        "",
+        "| layer | lowest scale row | highest row without scale | margin | largest spread "
+        "| paper's margin, same rows | verdict |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for layer, c in result["layers"].items():
+        if c["verdict"] == "n/a":
+            lines.append(f"| {layer} | | | | | | n/a: needs a scale row and a row without |")
+            continue
+        low, high = _mean_of(rows, c["lowest_scale_row"]), _mean_of(rows, c["highest_other_row"])
+        lines.append(
+            f"| {layer} | ({c['lowest_scale_row']}) {low[layer]:.1f} "
+            f"| ({c['highest_other_row']}) {high[layer]:.1f} | {c['margin']:+.1f} "
+            f"| {c['largest_spread']:.1f} | {c['paper_margin']:+.1f} | {c['verdict']} |"
+        )
+    met = {True: "met", False: "NOT met", None: "not evaluated"}[result["met"]]
+    lines += ["", f"Criterion at conv1..conv3: **{met}**."]
+    if result["rows_with_one_network"]:  # a spread of 0 is then no measurement of noise
+        letters = ", ".join(f"({x})" for x in result["rows_with_one_network"])
+        lines.append(f"Rows with one network, so no spread measured: {letters}.")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_of(rows: list[RowSummary], letter: str) -> dict[str, float]:
+    summary = next(r for r in rows if r.row.letter == letter)
+    return {layer: summary.mean(layer) for layer in LAYERS}
+
+
+def to_json(rows: list[RowSummary], result: dict, folders: list[Path]) -> dict:
+    return {
+        "probe_dirs": [str(folder) for folder in folders],
+        "layers": list(LAYERS),
+        "rows": [
+            {
+                "row": r.row.letter,
+                "preset": r.row.key,
+                "label": r.row.label,
+                "n": len(r.networks),
+                "networks": [
+                    {"name": n.name, "seed": n.seed, "method": n.method, "probe_dir": str(n.source)}
+                    for n in r.networks
+                ],
+                "top1": {
+                    layer: {
+                        "mean": r.mean(layer),
+                        "spread": r.spread(layer),
+                        "values": r.values(layer),
+                        "paper": r.row.paper[i],
+                    }
+                    for i, layer in enumerate(LAYERS)
+                },
+            }
+            for r in rows
+        ],
+        "criterion": result,
+    }
+
+
+def plot(rows: list[RowSummary], path: Path) -> None:
+    """One group of bars per layer, one bar per row (error bar: the spread), the paper's
+    values as black diamonds on the bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=120)
+    width = 0.84 / len(rows)
+    colours = plt.get_cmap("tab10")
+    for k, r in enumerate(rows):
+        xs = [i - 0.42 + (k + 0.5) * width for i in range(len(LAYERS))]
+        means, spreads = [r.mean(x) for x in LAYERS], [r.spread(x) for x in LAYERS]
+        ax.bar(xs, means, width, yerr=spreads, capsize=2, color=colours(ROWS.index(r.row) % 10),
+               label=f"({r.row.letter}) {r.row.label}")  # fmt: skip
+        ax.scatter(xs, r.row.paper, marker="D", s=14, color="black", zorder=3,
+                   label="paper" if k == 0 else None)  # fmt: skip
+    ax.set_xticks(range(len(LAYERS)), LAYERS)
+    values = [v for r in rows for layer in LAYERS for v in (r.mean(layer), *r.row.paper)]
+    ax.set_ylim(max(0.0, math.floor(min(values) / 10) * 10 - 10), max(values) + 5)
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("augmentation ablation: linear probes (bars: mean ± spread; ◆ paper)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    plt.close(fig)
+    write_bytes_atomic(path, png.getvalue())
+
+
+def write_ablation(folders: list[Path], out: Path) -> str:
+    """Read, check, then write ablation.{md,json,png} into `out`; return the markdown."""
+    rows = collect(folders)  # every check before the first write
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    result = criterion(rows)
+    text = markdown(rows, result, folders)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "ablation.md", text)
+    write_json_atomic(out / "ablation.json", to_json(rows, result, folders), indent=2)
+    plot(rows, out / "ablation.png")
+    return text
