@@ -39,13 +39,14 @@ def startup_summary(
     epochs: int,
     samples: int,
 ) -> str:
-    """One line saying where and how a run trains, before its first step."""
+    """One line saying where and how a run trains, before its first step (`batch_size` is
+    the global batch, as everywhere in train/)."""
     threads = torch.get_num_threads() if device.type == "cpu" else None
     where = f"device {device}" + (f", {threads} torch threads" if threads else "")
     per_epoch = "steps per epoch set by the method" if steps is None else f"{steps} steps/epoch"
     return (
-        f"sslx: {where}, {world_size} rank(s), batch {batch_size} per rank "
-        f"({batch_size * world_size} global), {workers} loader worker(s), {per_epoch}, "
+        f"sslx: {where}, {world_size} rank(s), global batch {batch_size} "
+        f"({batch_size // world_size} per rank), {workers} loader worker(s), {per_epoch}, "
         f"{epochs} epoch(s), {samples} samples"
     )
 

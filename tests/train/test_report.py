@@ -19,7 +19,7 @@ CPU = torch.device("cpu")
 def test_startup_summary_names_every_setting():
     line = startup_summary(device=CPU, world_size=2, batch_size=64, workers=1, steps=10,
                            epochs=3, samples=1280)  # fmt: skip
-    for part in ("device cpu", "torch threads", "2 rank(s)", "batch 64 per rank", "128 global",
+    for part in ("device cpu", "torch threads", "2 rank(s)", "global batch 64", "(32 per rank)",
                  "1 loader worker(s)", "10 steps/epoch", "3 epoch(s)", "1280 samples"):  # fmt: skip
         assert part in line, (part, line)
 
