@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +30,12 @@ from sslx.train.data import ShardStream, init_loader_worker, rank_batch_size, st
 from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
 from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
+from sslx.train.precision import (
+    arithmetic_text,
+    slow_bf16_note,
+    step_autocast,
+    use_channels_last,
+)
 from sslx.train.report import (
     LivePostfix,
     StepTimer,
@@ -182,11 +187,7 @@ def train_one_epoch(run: Run, draws: EpochDataset | None = None) -> str | None:
     epoch); returns why it stopped early, if so."""
     config, progress = run.config, run.progress
     loader, steps = _epoch_batches(run, draws)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if run.device.type == "cuda" and run.options.amp
-        else nullcontext()
-    )
+    autocast = step_autocast(run.config.precision, run.options.amp, run.device)
     run.model.train()
     meter = Meter()
     per_rank = rank_batch_size(config.optim.batch_size, run.dist.world_size)
@@ -362,16 +363,21 @@ def _announce(run: Run) -> None:
     o = run.config.optim
     steps, samples = getattr(run.data, "steps", None), run.data.num_samples
     layout = dict(world_size=run.dist.world_size, batch_size=o.batch_size, workers=run.workers)
+    layout["arithmetic"] = arithmetic_text(
+        run.config.precision, run.options.amp,
+        use_channels_last(run.options.channels_last, run.device.type), run.device.type,
+    )  # fmt: skip
     for line in (startup_summary(device=run.device, steps=steps, epochs=o.epochs,
                                  samples=samples, **layout),
                  slow_cpu_hint(run.device, run.config.model),
+                 slow_bf16_note(run.config.precision, run.device.type),
                  milestone_note(o.lr_milestones, o.epochs)):  # fmt: skip
         if line:
             tqdm.write(line, file=sys.stderr)
 
 
 def _wrap(method, device, dist, options):
-    if device.type == "cuda":
+    if use_channels_last(options.channels_last, device.type):
         method.to(memory_format=torch.channels_last)
     model = method
     if dist.enabled:

@@ -38,6 +38,7 @@ def startup_summary(
     steps: int | None,
     epochs: int,
     samples: int,
+    arithmetic: str | None = None,
 ) -> str:
     """One line saying where and how a run trains, before its first step."""
     threads = torch.get_num_threads() if device.type == "cpu" else None
@@ -46,7 +47,7 @@ def startup_summary(
     return (
         f"sslx: {where}, {world_size} rank(s), batch {batch_size} per rank "
         f"({batch_size * world_size} global), {workers} loader worker(s), {per_epoch}, "
-        f"{epochs} epoch(s), {samples} samples"
+        f"{epochs} epoch(s), {samples} samples" + (f", {arithmetic}" if arithmetic else "")
     )
 
 
