@@ -13,6 +13,9 @@ Measured side by side in one run, on this machine:
     python benchmarks/train.py                     # shards from the paper's photo, 256 px
     python benchmarks/train.py --steps 3           # quicker, noisier
     python benchmarks/train.py --only bigan        # one section
+
+The CPU speed-ups of issue 18 (bf16 autocast, channels_last, torch.compile, and the
+loader against the model at 64 px) are measured by benchmarks/train_cpu.py.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from sslx.train.methods.bigan import BiGAN
 from sslx.train.methods.rotnet import RotNet
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "images" / "ameyoko.jpg"
+SHARED_DATA = Path(os.environ.get("SSLX_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_IMAGE = SHARED_DATA / "images" / "ameyoko.jpg"
 
 
 def parse_args() -> argparse.Namespace:

@@ -23,55 +23,11 @@ from sslx.options import (
     workers_option,
 )
 from sslx.train.methods.specs import SPECS
-from sslx.train.resume import as_flag, check_not_finished, flat
+from sslx.train.precision import PRECISIONS, check_amp, precision_from_flags
+from sslx.train.resume import FIELDS, MOVABLE, RESUMABLE, as_flag, check_not_finished, flat
 
 if TYPE_CHECKING:
     from sslx.train.config import TrainConfig
-
-# Flags that may differ on --resume: they change how long or how a run executes, not
-# what a given step computes.
-RESUMABLE = {
-    "out",
-    "resume",
-    "shards",
-    "method",
-    "epochs",
-    "workers",
-    "device",
-    "compile",
-    "amp",
-    "log_every",
-    "checkpoint_every",
-    "max_steps",
-    "quiet",
-    "verify_shards",
-    "dist_timeout_minutes",
-}
-# Where each result-shaping flag lands in config.yaml (method options: method_options.NAME).
-FIELDS = {
-    "size": "model.input_size",
-    "sobel": "model.sobel",
-    "classifier_width": "model.classifier_width",
-    "conv1_stride": "model.conv1_stride",
-    "batch_size": "optim.batch_size",
-    "lr": "optim.lr",
-    "momentum": "optim.momentum",
-    "weight_decay": "optim.weight_decay",
-    "nesterov": "optim.nesterov",
-    "lr_milestones": "optim.lr_milestones",
-    "lr_gamma": "optim.lr_gamma",
-    "crop_scale_min": "crop.crop_scale_min",
-    "crop_scale_max": "crop.crop_scale_max",
-    "aspect_ratio_min": "crop.aspect_ratio_min",
-    "flip_prob": "crop.flip_prob",
-    "seed": "seed",
-    "init": "init",
-    "freeze": "freeze",
-    "shuffle_buffer": "shuffle_buffer",
-    "max_bad_fraction": "max_bad_fraction",
-}
-# Data locations may move between resumes: the checkpoint's data fingerprint checks them.
-MOVABLE = {"shards", "method_options.data_dir", "method_options.val_dir"}
 
 
 def _method_options(command):
@@ -211,7 +167,26 @@ def _methods_epilog() -> str:
     "default is 10; DeepCluster's other ranks wait while rank 0 clusters).",
 )
 @click.option("--compile", is_flag=True, help="torch.compile the model.")
-@click.option("--amp/--no-amp", default=True, help="bf16 autocast on CUDA (ignored on CPU).")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default=None,
+    help="Step arithmetic, kept in config.yaml: auto = bf16 autocast on CUDA, fp32 on CPU; "
+    "fp32 everywhere; bf16 = bf16 autocast on CPU too (fast on CPUs with AVX-512 BF16 or "
+    "AMX).  [default: auto]",
+)
+@click.option(
+    "--amp/--no-amp",
+    default=True,
+    help="Old switch within --precision auto: --no-amp keeps CUDA in fp32 (a new run "
+    "records it as --precision fp32).",
+)
+@click.option(
+    "--channels-last/--no-channels-last",
+    default=None,
+    help="channels-last memory format; on CPU it helped BiGAN and bf16 runs, not fp32 "
+    "RotNet (benchmarks/train_cpu.py).  [default: on CUDA only]",
+)
 @click.option("--log-every", type=int, default=20, help="Steps between metrics records.")
 @click.option(
     "--checkpoint-every",
@@ -254,6 +229,9 @@ def train(ctx: click.Context, **flags) -> None:
         check_not_finished(out, config)
     else:
         config = prepare_run_dir(out, False, config_from_flags(flags))
+    if ctx.get_parameter_source("amp") == ParameterSource.COMMANDLINE:
+        where = "the run's, in config.yaml" if resume else "given together"
+        check_amp(config.precision, flags["amp"], where)
     data_dirs = [(f"--{k.replace('_', '-')}", config.method_options.get(k))
                  for k in ("data_dir", "val_dir")]  # fmt: skip
     check_out_apart(out, [("--shards", config.shards or None), *data_dirs])
@@ -266,6 +244,7 @@ def train(ctx: click.Context, **flags) -> None:
         device=flags["device"],
         compile=flags["compile"],
         amp=flags["amp"],
+        channels_last=flags["channels_last"],
         log_every=max(1, flags["log_every"]),
         checkpoint_every=max(1, flags["checkpoint_every"]),
         max_steps=flags["max_steps"],
@@ -338,6 +317,7 @@ def config_from_flags(flags: dict) -> TrainConfig:
         max_bad_fraction=flags["max_bad_fraction"],
         init=None if flags["init"] is None else str(flags["init"]),
         freeze=_layers(flags["freeze"]),
+        precision=precision_from_flags(flags["precision"], flags["amp"]),
     )
 
 

@@ -1,8 +1,8 @@
 """The resolved training config: what `config.yaml` in a run folder holds.
 
 `TrainConfig` is everything that decides the result of a run. Settings that only
-decide how fast or how verbosely it runs (workers, device, compile, log and
-checkpoint intervals) live in `RunOptions` and may change between resumes.
+decide how fast or how verbosely it runs (workers, device, compile, memory format, log
+and checkpoint intervals) live in `RunOptions` and may change between resumes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sslx.atomic import write_text_atomic
 from sslx.errors import InputError, first_line
 from sslx.train.alexnet import ModelConfig
 from sslx.train.crops import CropConfig
+from sslx.train.precision import check_precision
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class TrainConfig:
     max_bad_fraction: float = 0.001
     init: str | None = None  # checkpoint whose conv layers start this run (Table 4)
     freeze: tuple[str, ...] = ()  # conv layers kept fixed (weights and BN statistics)
+    # Step arithmetic (train/precision.py); runs from before it was stored ran as "auto".
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -84,7 +90,8 @@ class RunOptions:
     workers: int | None = None  # None: 1 on CPU, the cores per local GPU less one on CUDA
     device: str = "auto"
     compile: bool = False
-    amp: bool = True
+    amp: bool = True  # within precision "auto": bf16 autocast on CUDA
+    channels_last: bool | None = None  # None: on CUDA only
     log_every: int = 20
     checkpoint_every: int = 1000
     max_steps: int | None = None  # stop (with a checkpoint) after this many steps in all

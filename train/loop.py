@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -31,13 +30,8 @@ from sslx.train.data import ShardStream, init_loader_worker, rank_batch_size, st
 from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
 from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
-from sslx.train.report import (
-    LivePostfix,
-    StepTimer,
-    milestone_note,
-    slow_cpu_hint,
-    startup_summary,
-)
+from sslx.train.precision import step_autocast, use_channels_last
+from sslx.train.report import LivePostfix, StepTimer, announce
 from sslx.train.state import (
     CONFIG_NAME,
     Progress,
@@ -154,7 +148,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     run.log = MetricsLog(out, dist.is_main, run.progress.global_step)
     progress = run.progress
     if dist.is_main and options.progress:
-        _announce(run)
+        announce(run)
     try:
         while progress.epoch < config.optim.epochs and not progress.stopped:
             extra = {"start_step": progress.step_in_epoch, "dist": dist}
@@ -198,11 +192,7 @@ def train_one_epoch(
     samples in `record` (the epoch's record, written by the loop after `on_epoch_end`)."""
     config, progress = run.config, run.progress
     loader, steps = _epoch_batches(run, draws)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if run.device.type == "cuda" and run.options.amp
-        else nullcontext()
-    )
+    autocast = step_autocast(run.config.precision, run.options.amp, run.device)
     run.model.train()
     meter = Meter()
     per_rank = rank_batch_size(config.optim.batch_size, run.dist.world_size)
@@ -371,21 +361,8 @@ def _flush(run: Run, meter: Meter, bad: int) -> tuple[dict, bool]:
     return record, stop_votes > 0
 
 
-def _announce(run: Run) -> None:
-    """The start-up summary (and a hint when CPU settings are slow), before the first step."""
-    o = run.config.optim
-    steps, samples = getattr(run.data, "steps", None), run.data.num_samples
-    layout = dict(world_size=run.dist.world_size, batch_size=o.batch_size, workers=run.workers)
-    for line in (startup_summary(device=run.device, steps=steps, epochs=o.epochs,
-                                 samples=samples, **layout),
-                 slow_cpu_hint(run.device, run.config.model),
-                 milestone_note(o.lr_milestones, o.epochs)):  # fmt: skip
-        if line:
-            tqdm.write(line, file=sys.stderr)
-
-
 def _wrap(method, device, dist, options):
-    if device.type == "cuda":
+    if use_channels_last(options.channels_last, device.type):
         method.to(memory_format=torch.channels_last)
     model = method
     if dist.enabled:

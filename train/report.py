@@ -7,11 +7,18 @@ what a run computes.
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import TYPE_CHECKING
 
 import torch
+from tqdm import tqdm
 
 from sslx.train.alexnet import ModelConfig
+from sslx.train.precision import arithmetic_text, slow_bf16_note, use_channels_last
+
+if TYPE_CHECKING:
+    from sslx.train.state import Run
 
 # Steps whose time is measured for the projection; the first step (loader start-up,
 # allocations, k-means warm-up) is left out.
@@ -38,6 +45,7 @@ def startup_summary(
     steps: int | None,
     epochs: int,
     samples: int,
+    arithmetic: str | None = None,
 ) -> str:
     """One line saying where and how a run trains, before its first step (`batch_size` is
     the global batch, as everywhere in train/)."""
@@ -47,7 +55,7 @@ def startup_summary(
     return (
         f"sslx: {where}, {world_size} rank(s), global batch {batch_size} "
         f"({batch_size // world_size} per rank), {workers} loader worker(s), {per_epoch}, "
-        f"{epochs} epoch(s), {samples} samples"
+        f"{epochs} epoch(s), {samples} samples" + (f", {arithmetic}" if arithmetic else "")
     )
 
 
@@ -137,3 +145,21 @@ class LivePostfix:
         rate = self.images / (now - self.last) if now > self.last else 0.0
         self.bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{rate:.0f}")
         self.images, self.last = 0, now
+
+
+def announce(run: Run) -> None:
+    """The start-up summary (and a hint when CPU settings are slow), before the first step."""
+    o = run.config.optim
+    steps, samples = getattr(run.data, "steps", None), run.data.num_samples
+    layout = dict(world_size=run.dist.world_size, batch_size=o.batch_size, workers=run.workers)
+    layout["arithmetic"] = arithmetic_text(
+        run.config.precision, run.options.amp,
+        use_channels_last(run.options.channels_last, run.device.type), run.device.type,
+    )  # fmt: skip
+    for line in (startup_summary(device=run.device, steps=steps, epochs=o.epochs,
+                                 samples=samples, **layout),
+                 slow_cpu_hint(run.device, run.config.model),
+                 slow_bf16_note(run.config.precision, run.device.type),
+                 milestone_note(o.lr_milestones, o.epochs)):  # fmt: skip
+        if line:
+            tqdm.write(line, file=sys.stderr)

@@ -11,6 +11,54 @@ if TYPE_CHECKING:
     from sslx.train.config import TrainConfig
 
 
+# Flags that may differ on --resume: they change how long or how a run executes, not
+# what a given step computes.
+RESUMABLE = {
+    "out",
+    "resume",
+    "shards",
+    "method",
+    "epochs",
+    "workers",
+    "device",
+    "compile",
+    "amp",
+    "channels_last",
+    "log_every",
+    "checkpoint_every",
+    "max_steps",
+    "quiet",
+    "verify_shards",
+    "dist_timeout_minutes",
+}
+# Where each result-shaping flag lands in config.yaml (method options: method_options.NAME).
+FIELDS = {
+    "size": "model.input_size",
+    "sobel": "model.sobel",
+    "classifier_width": "model.classifier_width",
+    "conv1_stride": "model.conv1_stride",
+    "batch_size": "optim.batch_size",
+    "lr": "optim.lr",
+    "momentum": "optim.momentum",
+    "weight_decay": "optim.weight_decay",
+    "nesterov": "optim.nesterov",
+    "lr_milestones": "optim.lr_milestones",
+    "lr_gamma": "optim.lr_gamma",
+    "crop_scale_min": "crop.crop_scale_min",
+    "crop_scale_max": "crop.crop_scale_max",
+    "aspect_ratio_min": "crop.aspect_ratio_min",
+    "flip_prob": "crop.flip_prob",
+    "seed": "seed",
+    "init": "init",
+    "freeze": "freeze",
+    "shuffle_buffer": "shuffle_buffer",
+    "max_bad_fraction": "max_bad_fraction",
+    "precision": "precision",
+}
+# Data locations may move between resumes: the checkpoint's data fingerprint checks them.
+MOVABLE = {"shards", "method_options.data_dir", "method_options.val_dir"}
+
+
 def flat(data: dict, prefix: str = "") -> dict:
     out = {}
     for key, value in data.items():
