@@ -45,12 +45,17 @@ SHARED_DATA = Path(os.environ.get("SSLX_SHARED_DATA", REPO.parent / "shared" / "
 DEFAULT_IMAGE = SHARED_DATA / "images" / "ameyoko.jpg"
 
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def add_shard_args(p: argparse.ArgumentParser) -> None:
+    """The shard options both training benchmarks share (train_cpu.py imports this)."""
     p.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photo")
     p.add_argument("--shards", type=Path, default=REPO / ".cache" / "bench-train-shards",
                    help="shard folder (generated from --image if missing)")  # fmt: skip
     p.add_argument("--n", type=int, default=6000, help="patches to generate if needed")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_shard_args(p)
     p.add_argument("--batch-size", type=int, default=64, help="images per training step")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per setting")
     p.add_argument("--repeats", type=int, default=2, help="loader repeats; the best is kept")

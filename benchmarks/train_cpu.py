@@ -46,7 +46,7 @@ from sslx.train.crops import CropConfig
 from sslx.train.data import ShardStream, init_loader_worker
 from sslx.train.methods import METHODS, Method
 from sslx.train.methods.specs import SPECS
-from train import DEFAULT_IMAGE, REPO, ensure_shards  # benchmarks/train.py
+from train import add_shard_args, ensure_shards  # benchmarks/train.py
 
 SIZE, BATCH = 64, 64
 MODEL = ModelConfig(input_size=SIZE, classifier_width=512, conv1_stride=4)
@@ -81,10 +81,7 @@ EAGER = (Setting(), Setting(bf16=True), Setting(channels_last=True),
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photo")
-    p.add_argument("--shards", type=Path, default=REPO / ".cache" / "bench-train-shards",
-                   help="shard folder (generated from --image if missing)")  # fmt: skip
-    p.add_argument("--n", type=int, default=6000, help="patches to generate if needed")
+    add_shard_args(p)
     p.add_argument("--steps", type=int, default=8, help="timed training steps per setting")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compile here)")
     p.add_argument("--threads", default="2,1", help="torch thread counts, comma-separated")
