@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sslx.train.checkpoint import load_checkpoint
 
 
@@ -24,6 +26,7 @@ def _launch(nproc: int, shards: Path, tmp_path: Path) -> list[dict]:
     return [json.loads((results / f"rank{r}.json").read_text()) for r in range(nproc)]
 
 
+@pytest.mark.slow  # two torch processes: ~50 s; CI runs it with the slow tests
 def test_two_process_ddp_on_cpu(shards, tmp_path):
     ranks = _launch(2, shards, tmp_path)
     single = _launch(1, shards, tmp_path)

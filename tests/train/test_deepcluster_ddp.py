@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sslx.train.config import RunOptions
 from sslx.train.loop import train
 from sslx.train.methods.deepcluster import clusters_path, uniform_label_draws
 
 
+@pytest.mark.slow  # two torch processes: ~50 s; CI runs it with the slow tests
 def test_two_process_deepcluster_on_cpu(shards, tmp_path):
     results = tmp_path / "results"
     results.mkdir()
