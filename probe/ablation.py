@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sslx.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from sslx.errors import InputError
+from sslx.probe.pretext import Curve, plot_curves, read_curve
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Placed:
     source: Path
     top1: dict[str, float]  # percent
     dims: tuple  # probe dimensions at conv1..conv4: equal for every row of one table
+    curve: Curve | None = None  # the pretext curve of the run that made it, if readable
 
 
 @dataclass
@@ -132,7 +134,10 @@ def read_probe_dir(folder: Path) -> tuple[dict, list[Placed]]:
         percent = {layer: 100 * float(top1[layer]) for layer in LAYERS}
         dims = entry.get("dims") if isinstance(entry.get("dims"), dict) else {}
         dims = tuple(d if isinstance(d := dims.get(layer), int) else None for layer in LAYERS)
-        networks.append(Placed(row, method, seed, entry["name"], folder, percent, dims))
+        source = entry.get("source") if isinstance(entry.get("source"), dict) else {}
+        ckpt = Path(source["checkpoint"]) if isinstance(source.get("checkpoint"), str) else None
+        curve = read_curve(ckpt, method or (row.key if row.key == "supervised" else None))
+        networks.append(Placed(row, method, seed, entry["name"], folder, percent, dims, curve))
     settings = {}
     for part, skip in (("data", "data_dir"), ("config", "layers")):
         if isinstance(payload.get(part), dict):
@@ -262,7 +267,22 @@ def markdown(rows: list[RowSummary], result: dict, folders: list[Path]) -> str:
     if result["rows_with_one_network"]:  # a spread of 0 is then no measurement of noise
         letters = ", ".join(f"({x})" for x in result["rows_with_one_network"])
         lines.append(f"Rows with one network, so no spread measured: {letters}.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _pretext_lines(rows)) + "\n"
+
+
+def _pretext_lines(rows: list[RowSummary]) -> list[str]:
+    nets = [n for r in rows for n in r.networks if n.curve is not None]
+    if not nets:
+        return []
+    lines = ["", "## Pretext curves", "",
+             "Each network's own-task measure, the mean of each training epoch (chance in "
+             "brackets), from its run's metrics.jsonl; curves in ablation-pretext.png.", "",
+             "| network | row | measure | per epoch |", "| --- | --- | --- | --- |"]  # fmt: skip
+    for n in nets:
+        chance = f" ({n.curve.chance:g})" if n.curve.chance is not None else ""
+        means = " → ".join(f"{v:.3f}" for v in n.curve.epoch_means)
+        lines.append(f"| {n.name} | ({n.row.letter}) | {n.curve.metric}{chance} | {means} |")
+    return lines
 
 
 def _mean_of(rows: list[RowSummary], letter: str) -> dict[str, float]:
@@ -281,7 +301,14 @@ def to_json(rows: list[RowSummary], result: dict, folders: list[Path]) -> dict:
                 "label": r.row.label,
                 "n": len(r.networks),
                 "networks": [
-                    {"name": n.name, "seed": n.seed, "method": n.method, "probe_dir": str(n.source)}
+                    {
+                        "name": n.name,
+                        "seed": n.seed,
+                        "method": n.method,
+                        "probe_dir": str(n.source),
+                        "pretext": n.curve
+                        and {"metric": n.curve.metric, "epoch_means": list(n.curve.epoch_means)},
+                    }
                     for n in r.networks
                 ],
                 "top1": {
@@ -343,4 +370,9 @@ def write_ablation(folders: list[Path], out: Path) -> str:
     write_text_atomic(out / "ablation.md", text)
     write_json_atomic(out / "ablation.json", to_json(rows, result, folders), indent=2)
     plot(rows, out / "ablation.png")
+    preset_rows = [r for r in rows if r.row.key not in REFERENCES]
+    curves = [(f"({r.row.letter}) {r.row.label}", n.curve)
+              for r in preset_rows for n in r.networks if n.curve]  # fmt: skip
+    if curves:
+        plot_curves(curves, out / "ablation-pretext.png")
     return text

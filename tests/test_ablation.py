@@ -45,13 +45,16 @@ def test_recipe_runs_end_to_end_at_toy_scale(tmp_path):
     work = tmp_path / "work"
     run_blocks(blocks, toy_data(tmp_path / "data"), TOY_SCALE, work)
 
-    runs = [f"bigan-{p}-seed{s}" for p in ("none", "scale") for s in (0, 1)]
+    runs = [f"rotnet-{p}-seed{s}" for p in ("none", "scale") for s in (0, 1)]
     runs += ["supervised-seed0", "supervised-seed1"]
     for run in runs:
         assert (work / "runs/ablation" / run / "checkpoint.pt").is_file()
     probes = work / "probes/ablation"
-    results = {r["name"]: r for r in json.loads((probes / "results.json").read_text())["results"]}
-    assert set(results) == {*runs, "random"}
+    results = {}  # one probe folder per network
+    for name in [*runs, "random"]:
+        found = json.loads((probes / name / "results.json").read_text())["results"]
+        assert [r["name"] for r in found] == [name]
+        results[name] = found[0]
     assert all(list(r["top1"]) == LAYERS for r in results.values())
 
     table = json.loads((probes / "ablation.json").read_text())
@@ -74,3 +77,5 @@ def test_recipe_runs_end_to_end_at_toy_scale(tmp_path):
         assert line in text
     assert "(j) all" not in text and "Criterion at conv1..conv3: **" in text
     assert (probes / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| rotnet-scale-seed1 | (f) | rotation_accuracy (0.25) |" in text  # its pretext
+    assert (probes / "ablation-pretext.png").read_bytes()[:4] == b"\x89PNG"

@@ -175,3 +175,38 @@ def test_the_command_writes_the_table_its_json_and_the_plot(tmp_path, capsys):
     assert table["criterion"]["met"] is True
     png = (folder / "ablation.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 10_000
+
+
+def run_with_metrics(run: Path, lines: list[str]) -> str:
+    """A run folder holding a checkpoint name and these metrics.jsonl lines; its path."""
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("\n".join(lines))
+    return str((run / "checkpoint.pt").resolve())
+
+
+def test_pretext_curves_come_from_each_runs_metrics_by_epoch(tmp_path):
+    def logged(step, epoch, value):
+        return json.dumps({"step": step, "epoch": epoch, "rotation_accuracy": value})
+
+    easy = run_with_metrics(tmp_path / "runs/rotnet-all-seed0", [
+        logged(1, 1, 0.5), logged(2, 1, 0.7), '{"step": 2, "event": "epoch_end", "epoch": 1}',
+        logged(3, 2, 0.9), logged(4, 2, 0.95), '{"step": 4, "ev',  # a run cut mid-write
+    ])  # fmt: skip
+    folder = probe_dir(tmp_path / "probes", {
+        "random": (59, 59, 56, 54), "rotnet-all-seed0": (60, 64, 58, 55),
+        "rotnet-none-seed0": (57, 58, 52, 49),
+    })  # fmt: skip
+    payload = json.loads((folder / "results.json").read_text())
+    payload["results"][1]["source"] = {"checkpoint": easy}
+    payload["results"][2]["source"] = {"checkpoint": str(tmp_path / "moved/checkpoint.pt")}
+    (folder / "results.json").write_text(json.dumps(payload))
+
+    assert main(["viz", "ablation", str(folder), "--out", str(folder)]) == 0
+    text = (folder / "ablation.md").read_text()
+    assert "| rotnet-all-seed0 | (j) | rotation_accuracy (0.25) | 0.600 → 0.925 |" in text
+    assert "rotnet-none-seed0 |" not in text.split("## Pretext curves")[1]  # no run to read
+    networks = {n["name"]: n for r in json.loads((folder / "ablation.json").read_text())["rows"]
+                for n in r["networks"]}  # fmt: skip
+    assert networks["rotnet-all-seed0"]["pretext"]["epoch_means"] == pytest.approx([0.6, 0.925])
+    assert networks["rotnet-none-seed0"]["pretext"] is None
+    assert (folder / "ablation-pretext.png").read_bytes()[:4] == b"\x89PNG"
