@@ -73,3 +73,9 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, data: Any, **dumps: Any) -> None:
     """`json.dumps(data, **dumps)` plus a final newline."""
     write_text_atomic(path, json.dumps(data, **dumps) + "\n")
+
+
+def write_png_atomic(path: str | Path, figure: Any) -> None:
+    """A matplotlib figure as PNG, written like every other output (the caller closes it)."""
+    with atomic_write(path) as f:
+        figure.savefig(f, format="png")

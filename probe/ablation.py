@@ -14,14 +14,13 @@ that silently mixes runs would look like a result. Torch-free; matplotlib only f
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sslx.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from sslx.atomic import write_json_atomic, write_png_atomic, write_text_atomic
 from sslx.errors import InputError
 from sslx.probe.pretext import Curve, plot_curves, read_curve
 
@@ -353,10 +352,8 @@ def plot(rows: list[RowSummary], path: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
+    write_png_atomic(path, fig)
     plt.close(fig)
-    write_bytes_atomic(path, png.getvalue())
 
 
 def write_ablation(folders: list[Path], out: Path) -> str:

@@ -9,12 +9,11 @@ Reading is JSON only; a missing file or metric leaves the network without a curv
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sslx.atomic import write_bytes_atomic
+from sslx.atomic import write_png_atomic
 
 # The measure each method logs on its own task, with its chance level.
 PRETEXT = {
@@ -94,7 +93,5 @@ def plot_curves(curves: list[tuple[str, Curve]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
+    write_png_atomic(path, fig)
     plt.close(fig)
-    write_bytes_atomic(path, png.getvalue())

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from sslx.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from sslx.atomic import write_json_atomic, write_png_atomic, write_text_atomic
 from sslx.probe.run import ProbeResult
 
 
@@ -61,10 +61,8 @@ def plot_accuracy(results: list[ProbeResult], path: Path, title: str = "") -> No
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
+    write_png_atomic(path, fig)
     plt.close(fig)
-    write_bytes_atomic(path, png.getvalue())
 
 
 def write_report(results: list[ProbeResult], meta: dict, out: Path) -> str:
