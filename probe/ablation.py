@@ -162,6 +162,11 @@ def collect(folders: list[Path]) -> list[RowSummary]:
                 f"({key}: {settings.get(key)!r} vs {old.get(key)!r})"
             )
         networks += placed
+    return summarise(networks)
+
+
+def summarise(networks: list[Placed]) -> list[RowSummary]:
+    """Check the networks are one comparable table and group them by row, in table order."""
     _check_one_table(networks)
     rows = {row.key: RowSummary(row) for row in ROWS}
     for net in networks:
