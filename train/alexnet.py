@@ -170,7 +170,8 @@ class AlexNet(nn.Module):
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 or [0, 1] RGB (N, 3, H, W) -> normalised input (Sobel-filtered if enabled)."""
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        # In the parameters' float type: float32, or float64 for the golden test.
+        x = images.to(self.mean.dtype) / 255.0 if images.dtype == torch.uint8 else images
         x = (x - self.mean) / self.std
         if self.config.sobel:
             grey = (x * _GREY.to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)

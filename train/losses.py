@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy, computed in float32 whatever the autocast dtype."""
-    return F.cross_entropy(logits.float(), labels)
+    """Mean cross-entropy, computed in float32 whatever the autocast dtype (float64 stays)."""
+    return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
