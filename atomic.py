@@ -1,8 +1,8 @@
 """The one way sslx replaces a file: write a temporary, sync it, rename it into place.
 
 A reader (or a resumed run) sees the old file or the new one, never half of one, even
-after a crash or a pre-emption. Torch- and numpy-free, so datagen workers and the CLI
-can import it cheaply.
+after a crash or a pre-emption. Torch- and numpy-free at import, so datagen workers and
+the CLI can import it cheaply.
 """
 
 from __future__ import annotations
@@ -73,6 +73,14 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, data: Any, **dumps: Any) -> None:
     """`json.dumps(data, **dumps)` plus a final newline."""
     write_text_atomic(path, json.dumps(data, **dumps) + "\n")
+
+
+def save_torch_atomic(payload: Any, path: str | Path) -> None:
+    """`torch.save(payload)` to `path`, like every other output (torch imported on use)."""
+    import torch
+
+    with atomic_write(path, "wb") as f:
+        torch.save(payload, f)
 
 
 def write_png_atomic(path: str | Path, figure: Any) -> None:

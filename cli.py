@@ -10,8 +10,12 @@ from typing import ClassVar
 
 import click
 
+from sslx import settings
+from sslx.common.device import usable_cores
+from sslx.datagen.config import PRESETS, SWITCH, AugmentConfig, GenerateConfig
 from sslx.errors import InputError, TrainingDiverged, check_out_apart, first_line
-from sslx.options import out_option, quiet_option, seed_option, usable_cores, workers_option
+from sslx.options import OUT, QUIET, WORKERS
+from sslx.settings import Setting
 
 
 class LazyGroup(click.Group):
@@ -42,124 +46,69 @@ def cli() -> None:
     """Learn visual features from a single image (Asano et al., ICLR 2020)."""
 
 
-@cli.command()
-@click.option(
-    "--image",
-    "images",
+IMAGES = Setting(
+    "Source photo, or a folder of photos. Repeat for several sources; patches are spread "
+    "evenly over them.",
+    Path,
+    flag="--image",
+    unit="PATH",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="Source photo, or a folder of photos. Repeat for several sources; patches "
-    "are spread evenly over them. Default: the built-in Hubble Deep Field.",
 )
-@click.option("--n", "n", type=int, default=1_000_000, help="Number of patches to generate.")
-@out_option("Output folder for the shards and manifest.json (empty, or a resume).", required=True)
-@click.option("--size", type=int, default=256, help="Patch side in pixels.")
-@seed_option("Seed; patch i depends only on (seed, i).")
-@click.option("--shard-size", type=int, default=5000, help="Patches per tar shard.")
-@click.option("--jpeg-quality", type=int, default=90, help="JPEG quality of stored patches.")
-@workers_option(
-    "Worker processes. The output is identical for any value.  [default: all cores]",
+PART = Setting(
+    "Generate only part i of k (0 <= i < k): every k-th shard starting at i. The parts "
+    "together equal one whole run.",
+    str,
+    unit="I/K",
+)
+PRESET = Setting(
+    "A row of the paper's augmentation ablation, or 'released': the recipe of the authors' "
+    "released generator (docs/generate.md); the switches below override it.",
+    str,
+    choices=tuple(PRESETS),
+)
+PREVIEW = Setting(
+    "Also write a contact sheet of the first 64 patches here: .jpg at full size, .png with "
+    "tiles shrunk to 128 px.",
+    Path,
+    unit="FILE",
+)
+
+
+@cli.command()
+@settings.option("images", IMAGES, default_text="the built-in Hubble Deep Field")
+@settings.option("out", OUT, required=True, note="The folder for the shards and manifest.json "
+                 "(empty, or a resume).")  # fmt: skip
+@settings.option(
+    "workers",
+    WORKERS,
     default=usable_cores,
-    show_default=False,
+    default_text="all cores",
+    note="Here: processes that render patches.",
 )
-@click.option(
-    "--part",
-    default="0/1",
-    help="Generate only part i of k (0 <= i < k): every k-th shard starting at i. "
-    "The parts together equal one whole run.",
+@settings.option("part", PART, default="0/1")
+@settings.option("preset", PRESET, default="all")
+@settings.options(
+    GenerateConfig,
+    defaults={**dict.fromkeys(SWITCH), "crop_scale_min": None, "rotation_degrees": None},
+    default_text={
+        **dict.fromkeys(SWITCH, "the preset's"),
+        "crop_scale_min": "1e-4; released: 1/500 of the initial square",
+        "rotation_degrees": "35; released: 30",
+    },
+    notes={"seed": "Here: patch i depends only on (seed, i)."},
 )
-@click.option(
-    "--preset",
-    type=click.Choice(
-        ["none", "jitter", "rotation", "scale", "rot+jitter", "rot+scale", "jitter+scale", "all",
-         "released"]
-    ),
-    default="all",
-    help="A row of the paper's augmentation ablation, or 'released': the recipe of the "
-    "authors' released generator (docs/generate.md); the switches below override it.",
-)
-@click.option(
-    "--scale/--no-scale",
-    default=None,
-    help="Random scale crops; off: fixed --size windows at native resolution.",
-)
-@click.option("--rotation/--no-rotation", default=None, help="Random rotation.")
-@click.option("--flip/--no-flip", default=None, help="Random horizontal flip.")
-@click.option(
-    "--color/--no-color",
-    default=None,
-    help="Colour jitter (brightness, contrast, saturation, hue).",
-)
-@click.option(
-    "--crop-scale-min",
-    type=float,
-    default=None,
-    help="β: smallest crop area as a fraction of the source area.  [default: 1e-4; "
-    "released: 1/500 of the initial square]",
-)
-@click.option(
-    "--aspect-ratio-min",
-    type=float,
-    default=0.75,
-    help="γ: crop h/w (and so w/h) log-uniform in [this, 1/this].",
-)
-@click.option(
-    "--rotation-degrees",
-    type=float,
-    default=None,
-    help="Rotation angle is uniform in [-this, +this] degrees.  [default: 35; released: 30]",
-)
-@click.option("--flip-prob", type=float, default=0.5, help="Probability of a horizontal flip.")
-@click.option("--brightness", type=float, default=0.4, help="Brightness factor in [1-b, 1+b].")
-@click.option("--contrast", type=float, default=0.4, help="Contrast factor in [1-c, 1+c].")
-@click.option("--saturation", type=float, default=0.4, help="Saturation factor in [1-s, 1+s].")
-@click.option("--hue", type=float, default=0.1, help="Hue shift in [-h, h] turns.")
-@click.option(
-    "--preview",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Also write a contact sheet of the first 64 patches here: .jpg at full size, "
-    ".png with tiles shrunk to 128 px.",
-)
-@quiet_option()
-def generate(
-    images,
-    n,
-    out,
-    size,
-    seed,
-    shard_size,
-    jpeg_quality,
-    workers,
-    part,
-    preset,
-    scale,
-    rotation,
-    flip,
-    color,
-    preview,
-    quiet,
-    **strengths,
-) -> None:
+@settings.option("preview", PREVIEW)
+@settings.option("quiet", QUIET)
+def generate(images, out, workers, part, preset, preview, quiet, **values) -> None:
     """Expand source photos into augmented patches stored as WebDataset tar shards."""
-    from sslx.datagen import AugmentConfig, GenerateConfig, generate
+    from sslx.datagen import generate
     from sslx.datagen.shards import parse_part
     from sslx.datagen.sources import default_image
-    from sslx.seeds import check_seed
 
-    check_seed(seed)
     check_out_apart(out, [("--image", image) for image in images if Path(image).is_dir()])
-    augment = AugmentConfig.from_preset(
-        preset, scale=scale, rotation=rotation, flip=flip, color=color, **strengths
-    )
-    config = GenerateConfig(
-        n=n,
-        size=size,
-        seed=seed,
-        jpeg_quality=jpeg_quality,
-        shard_size=shard_size,
-        augment=augment,
-    )
+    switches = {k: values[k] for k in settings.declared(AugmentConfig)}
+    augment = AugmentConfig.from_preset(preset, **switches)
+    config = settings.build(GenerateConfig, {**values, "augment": augment})
     report = generate(
         config,
         list(images) or [default_image()],

@@ -29,8 +29,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from sslx.train.clustering import cluster, fit_pca, l2_normalise
-from sslx.train.kmeans import kmeans_faiss, kmeans_torch
+from sslx.train.methods.deepcluster.clustering import FeatureStats, cluster, l2_normalise
+from sslx.train.methods.deepcluster.kmeans import kmeans_faiss, kmeans_torch
 
 
 def parse_args() -> argparse.Namespace:
@@ -87,7 +87,9 @@ def main() -> None:
         "| objective in full-PCA space | NMI vs full |\n|---|---|---|---|---|---|"
     )
     full = cluster(x, args.k, seed=0, backend="faiss")
-    space = l2_normalise(fit_pca(x, 256).apply(x))
+    stats = FeatureStats(x.shape[1], x.device)
+    stats.add(x)
+    space = l2_normalise(stats.pca(256).apply(x))
     reference = objective_in(space, full.assignments)
     rows = [("all rows", full)]
     for fit_rows in args.fit_rows:

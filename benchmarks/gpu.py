@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from sslx.train.distributed import default_workers, usable_cores
+from sslx.common.device import default_workers, usable_cores
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("gpu_child.py")
@@ -149,7 +149,7 @@ class Bench:
 
 
 def environment(device: torch.device, workers: int, quick: bool) -> str:
-    from sslx.train.kmeans import _faiss, faiss_gpu_problem
+    from sslx.train.methods.deepcluster.kmeans import _faiss, faiss_gpu_problem
 
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)

@@ -28,10 +28,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
+from sslx.common.labelled import LabelledSplit, load_labelled
+from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.probe.networks import random_network
 from sslx.probe.report import markdown_table
-from sslx.probe.run import ProbeConfig, ProbeOptions, probe_network
-from sslx.train.labelled import LabelledSplit, load_labelled
+from sslx.probe.run import probe_network
+from sslx.train.model import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -65,7 +67,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     data = load_labelled("cifar10", ensure_data(args.data), val_fraction=0.1, split_seed=0)
-    net = random_network(args.size, False, args.conv1_stride, 0)
+    net = random_network(ModelConfig(input_size=args.size, conv1_stride=args.conv1_stride), 0)
     options = ProbeOptions(workers=args.workers, progress=False)
     print(f"# sslx probe benchmark, {date.today()}, {platform.machine()}, "
           f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}")  # fmt: skip

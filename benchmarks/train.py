@@ -34,11 +34,11 @@ import torch
 
 from sslx.datagen import AugmentConfig, GenerateConfig, generate
 from sslx.train.alexnet import AlexNet, ModelConfig
-from sslx.train.config import OptimConfig
-from sslx.train.crops import CropConfig
+from sslx.common.optim import OptimConfig
+from sslx.common.crops import CropConfig
 from sslx.train.data import ShardStream
-from sslx.train.methods.bigan import BiGAN
-from sslx.train.methods.rotnet import RotNet
+from sslx.train.methods.bigan.method import BiGAN
+from sslx.train.methods.rotnet.method import RotNet
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SSLX_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -92,7 +92,7 @@ def loader_rate(shards: Path, size: int, repeats: int) -> float:
         stream.set_epoch(epoch)
         t0, n = time.perf_counter(), 0
         for batch in stream:
-            n += batch["image"].shape[0]
+            n += batch.image.shape[0]
         best = max(best, n / (time.perf_counter() - t0))
     return best
 

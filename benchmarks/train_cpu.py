@@ -41,11 +41,12 @@ import cv2
 import torch
 
 from sslx.train.alexnet import AlexNet, ModelConfig
-from sslx.train.config import OptimConfig
-from sslx.train.crops import CropConfig
-from sslx.train.data import ShardStream, init_loader_worker
+from sslx.common.optim import OptimConfig
+from sslx.common.crops import CropConfig
+from sslx.train.batches import init_loader_worker
+from sslx.train.data import ShardStream
 from sslx.train.methods import METHODS, Method
-from sslx.train.methods.specs import SPECS
+from sslx.train.methods import SPECS
 from train import add_shard_args, ensure_shards  # benchmarks/train.py
 
 SIZE, BATCH = 64, 64
@@ -102,7 +103,7 @@ def real_batches(shards: Path, count: int) -> list[torch.Tensor]:
     stream.set_epoch(0)
     batches = []
     for batch in stream:
-        batches.append(batch["image"])
+        batches.append(batch.image)
         if len(batches) == count:
             break
     return batches
@@ -238,7 +239,7 @@ def loader_rate(shards: Path, workers: int, repeats: int) -> float:
         )  # fmt: skip
         t0, n = time.perf_counter(), 0
         for batch in loader:  # worker start-up counted: training pays it every epoch
-            n += batch["image"].shape[0]
+            n += batch.image.shape[0]
         best = max(best, n / (time.perf_counter() - t0))
     return best
 

@@ -10,19 +10,27 @@ The pieces, in the order data flows through them:
 - `pipeline`: the orchestration behind `sslx generate` (workers, parts, resume, progress).
 """
 
-from sslx.datagen.config import PRESETS, AugmentConfig, GenerateConfig
-from sslx.datagen.pipeline import generate
-from sslx.datagen.render import render_patch
-from sslx.datagen.sampling import PatchParams, sample_params
-from sslx.datagen.shards import read_manifest
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "AugmentConfig",
-    "GenerateConfig",
-    "PatchParams",
-    "generate",
-    "read_manifest",
-    "render_patch",
-    "sample_params",
-]
+import importlib
+from typing import Any
+
+# Imported on first use: `sslx generate --help` reads `config` without numpy or OpenCV.
+_EXPORTS = {
+    "PRESETS": "sslx.datagen.config",
+    "AugmentConfig": "sslx.datagen.config",
+    "GenerateConfig": "sslx.datagen.config",
+    "generate": "sslx.datagen.pipeline",
+    "render_patch": "sslx.datagen.render",
+    "PatchParams": "sslx.datagen.sampling",
+    "sample_params": "sslx.datagen.sampling",
+    "read_manifest": "sslx.datagen.shards",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,8 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+from sslx import settings
+from sslx.common.sampling import ASPECT_RATIO_MIN, CROP_SCALE_MIN, FLIP_PROB
 from sslx.errors import InputError
+from sslx.options import SEED
+from sslx.settings import declare
 
 # Rows of the paper's CIFAR-10 augmentation ablation, as (scale, rotation, color).
 # Flip is not one of the ablated factors: it stays on in every preset except "none".
@@ -45,22 +50,46 @@ RELEASED: dict[str, object] = {
 }
 
 
+SWITCH = {
+    "scale": "Random scale crops; off: fixed --size windows at native resolution.",
+    "rotation": "Random rotation.",
+    "flip": "Random horizontal flip.",
+    "color": "Colour jitter (brightness, contrast, saturation, hue).",
+}
+
+
+def _switch(name: str) -> Any:
+    return declare(True, help=SWITCH[name], type=bool)
+
+
+def _strength(default: float, help: str, high: float = 1.0) -> Any:
+    return declare(default, help=help, type=float, low=0, high=high)
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """The paper's augmentations, each switchable. Names follow the paper's symbols."""
 
-    scale: bool = True
-    rotation: bool = True
-    flip: bool = True
-    color: bool = True
-    crop_scale_min: float = 1e-4  # β: smallest crop area as a fraction of H·W
-    aspect_ratio_min: float = 3 / 4  # γ: h/w is log-uniform in [γ, 1/γ]
-    rotation_degrees: float = 35.0  # α is uniform in [-rotation_degrees, rotation_degrees]
-    flip_prob: float = 0.5
-    brightness: float = 0.4  # factor uniform in [1-b, 1+b]
-    contrast: float = 0.4
-    saturation: float = 0.4
-    hue: float = 0.1  # fraction of a full turn, uniform in [-hue, hue]
+    scale: bool = _switch("scale")
+    rotation: bool = _switch("rotation")
+    flip: bool = _switch("flip")
+    color: bool = _switch("color")
+    crop_scale_min: float = CROP_SCALE_MIN.field(1e-4)  # β: of the source's H·W
+    aspect_ratio_min: float = ASPECT_RATIO_MIN.field(3 / 4)  # γ
+    # α is uniform in [-rotation_degrees, rotation_degrees]
+    rotation_degrees: float = declare(
+        35.0,
+        help="Rotation angle is uniform in [-this, +this] degrees.",
+        type=float,
+        unit="DEGREES",
+        low=0,
+        high=180,
+    )
+    flip_prob: float = FLIP_PROB.field(0.5)
+    brightness: float = _strength(0.4, "Brightness factor in [1-b, 1+b].")
+    contrast: float = _strength(0.4, "Contrast factor in [1-c, 1+c].")
+    saturation: float = _strength(0.4, "Saturation factor in [1-s, 1+s].")
+    hue: float = _strength(0.1, "Hue shift in [-h, h] turns.", high=0.5)
     # The released generator's extras (preset "released"); the defaults switch them off.
     initial_crop: float = 0.0  # side of a random square cropped first, x the short side
     shear_degrees: float = 0.0  # x-shear uniform in [-shear_degrees, shear_degrees]
@@ -69,13 +98,7 @@ class AugmentConfig:
     color_random_order: bool = False  # jitter steps in a random order per patch
 
     def __post_init__(self) -> None:
-        _check(0 < self.crop_scale_min <= 1, "--crop-scale-min must be in (0, 1]")
-        _check(0 < self.aspect_ratio_min <= 1, "--aspect-ratio-min must be in (0, 1]")
-        _check(0 <= self.rotation_degrees <= 180, "--rotation-degrees must be in [0, 180]")
-        _check(0 <= self.flip_prob <= 1, "--flip-prob must be in [0, 1]")
-        for name in ("brightness", "contrast", "saturation"):
-            _check(0 <= getattr(self, name) <= 1, f"--{name} must be in [0, 1]")
-        _check(0 <= self.hue <= 0.5, "--hue must be in [0, 0.5]")
+        settings.check(self)
         _check(0 <= self.initial_crop <= 1, "initial_crop must be in [0, 1]")
         _check(0 <= self.shear_degrees < 90, "shear_degrees must be in [0, 90)")
         _check(1 <= self.oversize <= 4, "oversize must be in [1, 4]")
@@ -102,19 +125,23 @@ class GenerateConfig:
     whatever their worker count or `--part` split, which are therefore not in here.
     """
 
-    n: int = 1_000_000
-    size: int = 256
-    seed: int = 0
-    jpeg_quality: int = 90
-    shard_size: int = 5000
+    n: int = declare(
+        1_000_000, help="Number of patches to generate.", type=int, flag="--n", low=1
+    )
+    size: int = declare(
+        256, help="Patch side in pixels.", type=int, unit="PIXELS", low=16, high=4096
+    )
+    seed: int = SEED.field(0)
+    jpeg_quality: int = declare(
+        90, help="JPEG quality of stored patches.", type=int, low=1, high=100
+    )
+    shard_size: int = declare(
+        5000, help="Patches per tar shard.", type=int, unit="PATCHES", low=1
+    )
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        _check(self.n >= 1, f"--n must be at least 1 (got {self.n})")
-        _check(16 <= self.size <= 4096, f"--size must be in [16, 4096] (got {self.size})")
-        _check(0 <= self.seed < 2**63, "--seed must be in [0, 2**63)")
-        _check(1 <= self.jpeg_quality <= 100, "--jpeg-quality must be in [1, 100]")
-        _check(self.shard_size >= 1, "--shard-size must be at least 1")
+        settings.check(self)
 
     @property
     def num_shards(self) -> int:

@@ -77,7 +77,7 @@ def generate(
     seconds = time.perf_counter() - start
 
     complete = all((out / sh.shard_name(j)).exists() for j in range(config.num_shards))
-    if complete and (written or not _has_current_manifest(out)):
+    if complete and (written or not sh.has_current_manifest(out)):
         _finish(config, identity, out, written)
     return GenerateReport(
         out=out,
@@ -210,15 +210,6 @@ def render_sample(
     meta["source_name"] = sources[params.source].info.name
     meta["size"] = config.size
     return sh.sample_key(i), jpg.tobytes(), json.dumps(meta, sort_keys=True).encode()
-
-
-def _has_current_manifest(out: Path) -> bool:
-    """A manifest of this format version (a version 1 one lacks the samples table)."""
-    try:
-        manifest = json.loads((out / sh.MANIFEST_NAME).read_text())
-        return manifest["format_version"] == sh.FORMAT_VERSION
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _finish(

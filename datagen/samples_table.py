@@ -116,7 +116,7 @@ def read_locations(folder: Path, manifest: dict) -> pa.Table | None:
             print(
                 f"sslx: note: {folder} has no {TABLE_NAME} (shard format version 1); indexing "
                 "by scanning the tars. Add it once with: python -c \"from "
-                f"sslx.datagen.samples_table import add_table; add_table('{folder}')\"",
+                f"sslx.datagen.shards import add_table; add_table('{folder}')\"",
                 file=sys.stderr,
             )
         return None
@@ -128,20 +128,3 @@ def read_locations(folder: Path, manifest: dict) -> pa.Table | None:
     if table.num_rows != entry["rows"]:
         raise InputError(f"{path} has {table.num_rows} rows, the manifest lists {entry['rows']}")
     return table
-
-
-def add_table(folder: str | Path) -> dict:
-    """Add `samples.parquet` to a version 1 dataset (scans every shard once); the shards
-    are untouched, the manifest becomes version 2. Returns the new manifest."""
-    from sslx.datagen import shards as sh
-
-    folder = Path(folder)
-    manifest = sh.read_manifest(folder)
-    rows = [scan_shard(folder / s["name"], j) for j, s in enumerate(manifest["shards"])]
-    manifest = {
-        **manifest,
-        "format_version": sh.FORMAT_VERSION,
-        "samples_table": write_table(folder, rows),
-    }
-    sh.write_json_atomic(folder / sh.MANIFEST_NAME, manifest)
-    return manifest

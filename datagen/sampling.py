@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sslx.common.sampling import MAX_CROP_TRIES, random_resized_crop
 from sslx.datagen.config import GenerateConfig
 from sslx.seeds import patch_uniforms
 
-MAX_CROP_TRIES = 10  # as torchvision's RandomResizedCrop
 _U_AREA, _U_ASPECT = 0, MAX_CROP_TRIES
 _U_ANGLE = 2 * MAX_CROP_TRIES
 _U_CX, _U_CY, _U_FLIP = _U_ANGLE + 1, _U_ANGLE + 2, _U_ANGLE + 3
@@ -172,36 +172,6 @@ def _released_extras(aug, u: np.ndarray, square, size: int, applied: bool) -> di
     if aug.color and aug.color_random_order:
         extras["color_order"] = COLOR_ORDERS[min(int(u[_U_COLOR_ORDER] * 24), 23)]
     return extras
-
-
-def random_resized_crop(
-    u_area: Sequence[float],
-    u_aspect: Sequence[float],
-    height: int,
-    width: int,
-    scale_min: float,
-    ratio_min: float,
-    scale_max: float = 1.0,
-) -> tuple[float, float, bool]:
-    """RandomResizedCrop's rule, the one sampler of sslx (patches and train crops).
-
-    Try t: area fraction ~ U[scale_min, scale_max], aspect ratio h/w log-uniform in
-    [ratio_min, 1/ratio_min] (the interval is symmetric, so h/w and w/h have the same
-    law). Draws that do not fit inside the image are rejected; after
-    len(u_area) rejections the crop is the largest one inside the image with the aspect
-    ratio clamped to [ratio_min, 1/ratio_min], as torchvision falls back.
-    Returns (w, h, fell back) in pixels, unrounded.
-    """
-    log_lo, log_hi = math.log(ratio_min), -math.log(ratio_min)
-    for ua, ur in zip(u_area, u_aspect, strict=True):
-        area = (scale_min + (scale_max - scale_min) * ua) * height * width
-        ratio = math.exp(log_lo + (log_hi - log_lo) * ur)
-        w, h = math.sqrt(area / ratio), math.sqrt(area * ratio)
-        if w <= width and h <= height:
-            return w, h, False
-    ratio = min(max(height / width, ratio_min), 1 / ratio_min)
-    w = min(float(width), height / ratio)
-    return w, w * ratio, True
 
 
 def _sample_centre(u: float, extent: float, along: float, across: float, angle: float) -> float:

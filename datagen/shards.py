@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from sslx.atomic import TMP_SUFFIX, atomic_write, write_json_atomic
-from sslx.datagen.samples_table import ShardRows, data_offset
+from sslx.datagen.samples_table import ShardRows, data_offset, scan_shard, write_table
 from sslx.errors import InputError
 
 FORMAT = "sslx-patches"
@@ -245,6 +245,29 @@ def read_manifest(folder: str | Path) -> dict:
     problem = _manifest_problem(manifest)
     if problem:
         raise InputError(f"{path} is damaged: {problem}")
+    return manifest
+
+
+def has_current_manifest(folder: Path) -> bool:
+    """A readable manifest of this format version (a version 1 one lacks the samples table)."""
+    try:
+        return read_manifest(folder)["format_version"] == FORMAT_VERSION
+    except InputError:
+        return False
+
+
+def add_table(folder: str | Path) -> dict:
+    """Add `samples.parquet` to a version 1 dataset (scans every shard once); the shards
+    are untouched, the manifest becomes version 2. Returns the new manifest."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    rows = [scan_shard(folder / s["name"], j) for j, s in enumerate(manifest["shards"])]
+    manifest = {
+        **manifest,
+        "format_version": FORMAT_VERSION,
+        "samples_table": write_table(folder, rows),
+    }
+    write_dataset_json(folder / MANIFEST_NAME, manifest)
     return manifest
 
 

@@ -1,4 +1,4 @@
-"""The probe's image transforms, on the labelled datasets of `sslx.train.labelled`."""
+"""The probe's image transforms, on the labelled datasets of `sslx.common.labelled`."""
 
 from __future__ import annotations
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sslx.errors import InputError
-from sslx.train.alexnet import CONV_LAYERS, ModelConfig
+from sslx.train.model import CONV_LAYERS, ModelConfig
 
 # (layer, map side at 224 px) -> (kernel = stride, padding), as in the paper's code.
 PAPER_POOLS = {
@@ -34,18 +33,6 @@ PAPER_POOLS = {
 }
 # The output side those pools give; the target grid for every other input size.
 POOLED_SIDE = {"conv1": 10, "conv2": 6, "conv3": 5, "conv4": 5, "conv5": 6}
-
-
-def parse_layers(text: str) -> tuple[str, ...]:
-    """'conv1,conv3' -> ('conv1', 'conv3') in network order; unknown names are an InputError."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONV_LAYERS]
-    if unknown or not names:
-        raise InputError(
-            f"unknown layer(s) {', '.join(unknown) or repr(text)}; the taps are "
-            f"{', '.join(CONV_LAYERS)}"
-        )
-    return tuple(n for n in CONV_LAYERS if n in names)
 
 
 def tap_pool(layer: str, side: int) -> nn.Module:

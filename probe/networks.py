@@ -10,8 +10,9 @@ import torch
 from sslx import seeds
 from sslx.errors import InputError
 from sslx.probe.run import Network
-from sslx.train.alexnet import AlexNet, ModelConfig
+from sslx.train.alexnet import AlexNet
 from sslx.train.checkpoint import load_backbone, resolve_path
+from sslx.train.model import ModelConfig
 
 
 def checkpoint_network(path: Path) -> Network:
@@ -33,10 +34,10 @@ def checkpoint_network(path: Path) -> Network:
     return Network(name or "checkpoint", model, source)
 
 
-def random_network(size: int, sobel: bool, conv1_stride: int, seed: int) -> Network:
+def random_network(geometry: ModelConfig, seed: int) -> Network:
     """The paper's "Random" row: AlexNet with DeepCluster's initialisation and no training
     (its BatchNorm layers keep their initial statistics, mean 0 and variance 1)."""
-    config = ModelConfig(input_size=size, sobel=sobel, conv1_stride=conv1_stride).resolved()
+    config = geometry.resolved()
     torch.manual_seed(seeds.int_seed(seed, "init"))  # as a training run's init
     model = AlexNet(config).eval()
     return Network("random", model, {"random_init": config.to_dict(), "init_seed": seed})

@@ -1,27 +1,24 @@
 """Pretext curves beside the ablation table: did each network learn its own task?
 
 A probe result names its checkpoint; the run folder beside it holds the training's
-`metrics.jsonl` (docs/checkpoint.md). Each method logs one pretext measure per logged step;
-this reads it per epoch, so a row that probes like random can be told apart from a run
-that never learned (a curve at chance) or one whose task was solved at once (a curve at 1).
-Reading is JSON only; a missing file or metric leaves the network without a curve.
+`metrics.jsonl` (docs/checkpoints.md, "The run folder"). Each method logs its pretext
+measure (its spec's `pretext`: the metric's name and chance level) in every training
+record; this reads it per epoch, so a row that probes like random can be told apart from
+a run that never learned (a curve at chance) or one whose task was solved at once (a
+curve at 1). Reading is JSON only. A moved run leaves the network without a curve; a
+run whose records lack its method's measure is named in a warning, never skipped
+silently.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from sslx.atomic import write_png_atomic
-
-# The measure each method logs on its own task, with its chance level.
-PRETEXT = {
-    "rotnet": ("rotation_accuracy", 0.25),
-    "deepcluster": ("cluster_accuracy", None),
-    "bigan": ("d_accuracy_real", 0.5),
-    "supervised": ("accuracy", 0.1),  # CIFAR-10's chance
-}
+from sslx.train.methods import SPECS
 
 
 @dataclass(frozen=True)
@@ -35,13 +32,13 @@ class Curve:
 def read_curve(checkpoint: Path | None, method: str | None) -> Curve | None:
     """The pretext curve of the run that wrote `checkpoint`, or None where it cannot be read
     (a moved run, a method without a known measure)."""
-    if checkpoint is None or method not in PRETEXT:
+    if checkpoint is None or method not in SPECS:
         return None
-    metric, chance = PRETEXT[method]
+    metric, chance = SPECS[method].pretext.metric, SPECS[method].pretext.chance
     path = checkpoint.parent / "metrics.jsonl"
     if not path.is_file():
         return None
-    steps, values, epochs, epoch_ends = [], [], [], {}
+    steps, values, epochs, epoch_ends, steps_seen = [], [], [], {}, 0
     for line in path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
@@ -49,6 +46,7 @@ def read_curve(checkpoint: Path | None, method: str | None) -> Curve | None:
             continue
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
             continue
+        steps_seen += record.get("event") is None  # a training record (not an epoch's end)
         if record.get("event") == "epoch_end" and isinstance(record.get("epoch"), int):
             epoch_ends.setdefault(record["epoch"], record["step"])
         value, epoch = record.get(metric), record.get("epoch")
@@ -57,6 +55,9 @@ def read_curve(checkpoint: Path | None, method: str | None) -> Curve | None:
             values.append(float(value))
             epochs.append(epoch)
     if not values:
+        if steps_seen:
+            print(f"sslx: warning: {path} has training records but no {metric!r}, the "
+                  f"pretext measure of {method}; no curve for it", file=sys.stderr)  # fmt: skip
         return None
     per_epoch = epoch_ends.get(1) or max(steps)  # steps of one epoch, for the x axis
     by_epoch: dict[int, list[float]] = {}

@@ -22,7 +22,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sslx import seeds
+from sslx.atomic import save_torch_atomic
+from sslx.common.device import default_workers, pick_device
+from sslx.common.labelled import LabelledSplit
+from sslx.common.timing import StepTimer
 from sslx.errors import InputError
+from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.probe.data import Transformed, eval_transform, train_transform
 from sslx.probe.features import (
     Batch,
@@ -34,52 +39,7 @@ from sslx.probe.features import (
 )
 from sslx.probe.heads import LinearProbes
 from sslx.probe.plan import cache_bytes, check_cache_fits
-from sslx.train.alexnet import CONV_LAYERS, AlexNet
-from sslx.train.checkpoint import save_atomic
-from sslx.train.distributed import default_workers
-from sslx.train.labelled import LabelledSplit
-from sslx.train.report import StepTimer
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """Everything that decides a probe's result (`epochs` may grow on a rerun)."""
-
-    layers: tuple[str, ...] = CONV_LAYERS
-    epochs: int = 36
-    batch_size: int = 192
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    lr_milestones: tuple[int, ...] = (10, 20, 30)
-    lr_gamma: float = 0.1
-    augment: bool = True  # streaming path only: False whenever cache_features is on
-    crop_scale_min: float = 0.08
-    crop_ratio: float = 0.875
-    ten_crop: bool = True  # the paper's final evaluation (linear-probes --tencrops, on)
-    cache_features: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 2 or self.epochs < 1:
-            raise InputError("--batch-size must be >= 2 and --epochs >= 1")
-        if self.lr <= 0:
-            raise InputError(f"--lr must be > 0 (got {self.lr})")
-        if not 0 < self.crop_ratio <= 1:
-            raise InputError(f"--crop-ratio must be in (0, 1] (got {self.crop_ratio})")
-        if self.cache_features and self.augment:
-            # The cache is extracted once without augmentation: record what is used.
-            object.__setattr__(self, "augment", False)
-
-
-@dataclass(frozen=True)
-class ProbeOptions:
-    """How a probe runs; none of these change its result."""
-
-    workers: int | None = None  # None: 1 on CPU, every core but one on a GPU
-    device: str = "cpu"
-    cache_dir: Path | None = None  # None: the feature cache lives in memory
-    progress: bool = True
+from sslx.train.alexnet import AlexNet
 
 
 @dataclass(frozen=True)
@@ -259,7 +219,7 @@ def probe_network(
     network: Network,
     data: LabelledSplit,
     config: ProbeConfig,
-    options: ProbeOptions = ProbeOptions(),  # frozen, so one shared default is safe
+    options: ProbeOptions | None = None,
     state_path: Path | None = None,
 ) -> ProbeResult:
     """Train and evaluate linear probes on `config.layers` of a frozen network.
@@ -273,7 +233,9 @@ def probe_network(
     if state is not None and state["epoch"] == config.epochs and state["result"] is not None:
         return ProbeResult(**state["result"])
 
-    device = torch.device(options.device)
+    options = options or ProbeOptions()
+    device = pick_device(options.device)
+    options = replace(options, device=device.type)
     if options.workers is None:
         options = replace(options, workers=default_workers(device, 1))
     trunk = FrozenTrunk(network.model, config.layers).to(device)
@@ -293,7 +255,7 @@ def probe_network(
 
     def save(epoch: int, result: ProbeResult | None = None) -> None:
         if state_path is not None:
-            save_atomic(
+            save_torch_atomic(
                 {"fingerprint": key, "epoch": epoch + 1, "probes": probes.state_dict(),
                  "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                  "history": history, "result": result and result.to_dict()},

@@ -16,7 +16,6 @@ from torchvision.utils import make_grid, save_image
 from sslx.atomic import atomic_write
 from sslx.train.alexnet import AlexNet
 
-MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more than a screen
 
 
 def sobel_equivalent(weight: torch.Tensor, sobel: torch.Tensor) -> torch.Tensor:

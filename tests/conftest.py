@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sslx.train.labelled import CIFAR
+from sslx.common.labelled import CIFAR
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SSLX_SHARED_DATA", REPO.parent / "shared" / "data"))

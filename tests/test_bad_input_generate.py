@@ -53,7 +53,7 @@ SETUPS = {
 
 OUT = ["--out", "{tmp}/out"]
 CASES = [
-    (["--n", "0", *OUT], "--n must be at least 1"),
+    (["--n", "0", *OUT], "--n must be >= 1"),
     (["--n", "ten", *OUT], "ten"),
     (["--image", "/no/such.jpg", *OUT], "image not found"),
     (["--image", "{bad_jpeg}", *OUT], "bad.jpg is corrupt or truncated"),

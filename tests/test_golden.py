@@ -31,12 +31,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from sslx.common.crops import CropConfig, sample_crops
 from sslx.datagen import AugmentConfig, GenerateConfig, generate
 from sslx.datagen.sources import default_image
 from sslx.train import loop
-from sslx.train.alexnet import ModelConfig
-from sslx.train.config import OptimConfig, RunOptions, TrainConfig
-from sslx.train.crops import CropConfig, sample_crops
+from sslx.train.config import RunOptions, TrainConfig
 
 GOLDEN = Path(__file__).parent / "golden" / "refactor.json"
 UPDATE = os.environ.get("SSLX_UPDATE_GOLDEN") == "1"
@@ -77,27 +76,12 @@ def test_patch_parameters_are_unchanged(preset, golden_shards, tmp_path):
     assert _params_digest(folder) == PATCH_PARAMS[preset]
 
 
-def golden_config(shards: Path, **changes) -> TrainConfig:
+def golden_config(shards: Path) -> TrainConfig:
     """The recorded run: RotNet, 32 px, one epoch of 18 steps of 16 images."""
-    optim = OptimConfig(
-        batch_size=16,
-        epochs=1,
-        lr=0.05,
-        momentum=0.9,
-        weight_decay=5e-4,
-        nesterov=True,
-        lr_milestones=(),
-        lr_gamma=0.1,
-    )
-    config = TrainConfig(
-        shards=str(shards),
-        method="rotnet",
-        optim=optim,
-        shuffle_buffer=32,
-        seed=3,
-        model=ModelConfig(input_size=32, conv1_stride=2, classifier_width=32),
-    )
-    return replace(config, **changes)
+    return TrainConfig.for_method(
+        "rotnet", shards=str(shards), batch_size=16, epochs=1, lr=0.05, lr_milestones=(),
+        shuffle_buffer=32, seed=3, input_size=32, conv1_stride=2, classifier_width=32,
+    )  # fmt: skip
 
 
 @contextmanager
@@ -145,13 +129,13 @@ def run_golden(config: TrainConfig, out: Path, monkeypatch, dtype=torch.float64)
     real_step = loop.train_step
 
     def recording_step(run, batch, autocast):
-        indices = ",".join(map(str, batch["index"].tolist()))
-        steps.append([indices, _sha(batch["image"].numpy().tobytes())])
+        indices = ",".join(map(str, batch.index.tolist()))
+        steps.append([indices, _sha(batch.image.numpy().tobytes())])
         return real_step(run, batch, autocast)
 
     monkeypatch.setattr(loop, "train_step", recording_step)
     with default_dtype(dtype):
-        result = loop.train(config, out, RunOptions(workers=0, progress=False))
+        result = loop.train(config, out, RunOptions(workers=0, quiet=True))
     monkeypatch.undo()
     return {
         "init": _init(config),

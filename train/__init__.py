@@ -1,15 +1,16 @@
 """Stage 2: pretrain AlexNet on the generate stage's shards with one training loop.
 
-- `alexnet`: the paper's AlexNet (BatchNorm, optional Sobel, small-input geometry, taps).
-- `crops`: training crop parameters as a pure function of (seed, epoch, index), applied
-  with a reduced-size JPEG decode.
-- `data`: the shard reader (epoch plan, node and worker split, shuffle buffer, batches).
-- `methods`: the method plug-ins (RotNet, ...) and their registry; `methods.specs` their
-  torch-free names, defaults and options.
-- `losses`: losses as pure functions.
-- `loop`: the one training loop (DDP, AMP, checkpoints, resume, logging).
+- `model`: the network's geometry and settings (torch-free); `alexnet`: the network.
+- `data`: the shard stream (epoch plan, rank and worker split, shuffle buffer, batches).
+- `batches`: the typed `Batch` a step takes, and the loaders of a method's own draws.
+- `methods`: one folder per method (its spec, plug-in and helpers) and the registry.
+- `evaluation`: the evaluation pass (eval mode, no gradient, batches on the device).
+- `loop`: the one training loop (DDP, AMP, checkpoints, resume, logging); `state`: a
+  run's state and its checkpoint save and restore; `stop`: clean stops on signals.
+- `config`: `TrainConfig` and `RunOptions`, every field declared once; `resume`: the
+  resume rules; `command`: `sslx train`, torch-free until it runs.
 - `checkpoint`: the checkpoint format, the contract with `sslx probe`.
-- `command`: `sslx train`, torch-free until it runs.
+- `losses`, `metrics`, `precision`, `report`, `distributed`: the small parts.
 
 The names below are imported on first use, so that `sslx train --help` (which imports
 `sslx.train.command`, and with it this package) does not import torch.
@@ -21,9 +22,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CONV_LAYERS": "sslx.train.alexnet",
+    "CONV_LAYERS": "sslx.train.model",
     "AlexNet": "sslx.train.alexnet",
-    "ModelConfig": "sslx.train.alexnet",
+    "ModelConfig": "sslx.train.model",
     "load_backbone": "sslx.train.checkpoint",
     "load_checkpoint": "sslx.train.checkpoint",
 }

@@ -15,96 +15,16 @@ map at all, so `conv1_stride` defaults to 4 for inputs >= 128 px, 2 for >= 64 px
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sslx.errors import InputError
+from sslx.train.model import _CHANNELS, _KERNELS, _POOLED, CONV_LAYERS, ModelConfig
 
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
-_CHANNELS = (96, 256, 384, 384, 256)
-_KERNELS = (11, 5, 3, 3, 3)
-_POOLED = ("conv1", "conv2", "conv5")  # a 3x3/2 max-pool follows these
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-# Input sizes a run may use: 1024 px AlexNet maps already need ~1 GB per image batch of 8;
-# larger sizes are typos that would try to allocate terabytes.
-MAX_INPUT_SIZE = 1024
-
-
-def default_conv1_stride(input_size: int) -> int:
-    return 4 if input_size >= 128 else 2 if input_size >= 64 else 1
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild the network; stored in every checkpoint."""
-
-    arch: str = "alexnet"
-    input_size: int = 224
-    sobel: bool = False
-    classifier_width: int = 4096
-    conv1_stride: int = 0  # 0: default_conv1_stride(input_size)
-
-    def resolved(self) -> ModelConfig:
-        if self.arch != "alexnet":
-            raise InputError(f"unknown architecture {self.arch!r} (known: alexnet)")
-        if not 1 <= self.input_size <= MAX_INPUT_SIZE:
-            raise InputError(
-                f"input size must be between 1 and {MAX_INPUT_SIZE} px (got {self.input_size})"
-            )
-        if not 1 <= self.conv1_stride + 1 <= 12:  # 0 (automatic) .. 11 (conv1's kernel)
-            raise InputError(f"conv1 stride must be between 0 and 11 (got {self.conv1_stride})")
-        if self.classifier_width < 1:
-            raise InputError(f"classifier width must be >= 1 (got {self.classifier_width})")
-        stride = self.conv1_stride or default_conv1_stride(self.input_size)
-        config = replace(self, conv1_stride=stride)
-        if min(config.spatial_sizes().values()) < 1:
-            raise InputError(
-                f"input size {self.input_size} with conv1 stride {stride} leaves no feature "
-                "map after pool5; use a larger --size or a smaller --conv1-stride"
-            )
-        return config
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InputError(f"unknown model fields {sorted(unknown)} (newer sslx?)")
-        return cls(**data)
-
-    @property
-    def conv1_padding(self) -> int:
-        return 2 if self.conv1_stride == 4 else _KERNELS[0] // 2
-
-    def spatial_sizes(self) -> dict[str, int]:
-        """Side of each conv map (after ReLU) and of the pool5 output."""
-        stride = self.conv1_stride or default_conv1_stride(self.input_size)
-        padding = 2 if stride == 4 else _KERNELS[0] // 2
-        side = (self.input_size + 2 * padding - _KERNELS[0]) // stride + 1
-        sizes = {"conv1": side}
-        for name in CONV_LAYERS[1:]:
-            if CONV_LAYERS[CONV_LAYERS.index(name) - 1] in _POOLED:
-                side = _pool(side)
-            sizes[name] = side  # convs 2-5 keep the side ("same" padding)
-        sizes["pool5"] = _pool(side)
-        return sizes
-
-    def tap_shapes(self) -> dict[str, tuple[int, int, int]]:
-        sizes = self.spatial_sizes()
-        return {n: (c, sizes[n], sizes[n]) for n, c in zip(CONV_LAYERS, _CHANNELS, strict=True)}
-
-
-def _pool(side: int) -> int:
-    return (side - 3) // 2 + 1 if side >= 3 else 0
 
 
 class AlexNet(nn.Module):

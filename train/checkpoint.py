@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from sslx.atomic import atomic_write
 from sslx.datagen.shards import sslx_version
 from sslx.errors import InputError, first_line
-from sslx.train.alexnet import AlexNet, ModelConfig
+from sslx.train.alexnet import AlexNet
+from sslx.train.model import ModelConfig
 
 FORMAT = "sslx-checkpoint"
 FORMAT_VERSION = 1
@@ -53,11 +53,6 @@ def build_checkpoint(
         "scheduler": scheduler,
         "method_state": method_state or {},  # optional: older checkpoints lack it
     }
-
-
-def save_atomic(payload: dict, path: Path) -> None:
-    with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
 
 
 def resolve_path(path: str | Path) -> Path:

@@ -23,21 +23,19 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 import webdataset as wds
 
 from sslx import seeds
+from sslx.common.crops import CropConfig, draw_crop
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
-from sslx.train.crops import CropConfig, draw_crop
+from sslx.train.batches import Batch, rank_batch_size, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -48,21 +46,6 @@ class Piece:
     first_index: int
     skip: int
     take: int
-
-
-def rank_batch_size(batch_size: int, world_size: int) -> int:
-    """Each rank's share of the global batch; one that does not divide evenly is refused."""
-    if batch_size % world_size:
-        raise InputError(
-            f"--batch-size {batch_size} (the global batch) does not divide evenly over "
-            f"{world_size} ranks"
-        )
-    return batch_size // world_size
-
-
-def steps_per_epoch(num_samples: int, batch_size: int) -> int:
-    """Steps of one epoch for a global batch: the same on every rank count."""
-    return num_samples // batch_size
 
 
 def worker_batches(steps: int, worker: int, num_workers: int) -> int:
@@ -102,8 +85,8 @@ def worker_pieces(
 
 
 class ShardStream(torch.utils.data.IterableDataset):
-    """Batches {"image": uint8 (b, S, S, 3), "index": int64 (b,), "bad", "errors"}, with
-    b = batch_size / world_size images (`batch_size` is the global batch)."""
+    """`Batch`es of b = batch_size / world_size images (`batch_size` is the global batch),
+    images uint8 (b, S, S, 3)."""
 
     def __init__(
         self,
@@ -118,6 +101,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         world_size: int = 1,
     ) -> None:
         self.folder = Path(folder)
+        self.where = str(folder)
         manifest = read_manifest(self.folder)
         self.num_samples = int(manifest["num_samples"])
         identity = {"config": manifest["config"], "sources": manifest["sources"]}
@@ -157,7 +141,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         """Call before iterating; `start_step` > 0 resumes mid-epoch."""
         self.epoch, self.start_step = epoch, start_step
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()
         workers = info.num_workers if info else 1
         # Worker w serves logical worker (w + start_step) mod K, so that the DataLoader's
@@ -191,33 +175,39 @@ class ShardStream(torch.utils.data.IterableDataset):
             if b < done:
                 continue
             batch = self._decode(chunk)
-            batch["bad"] += bad
-            batch["errors"] = errors[:] + batch["errors"]
+            batch.bad += bad
+            batch.errors = errors[:] + batch.errors
             errors.clear()
             bad = 0
             yield batch
 
-    def _decode(self, chunk: list[tuple[int, bytes]]) -> dict:
+    def _decode(self, chunk: list[tuple[int, bytes]]) -> Batch:
         side, size = self.patch_size, self.input_size
-        images = np.empty((len(chunk), size, size, 3), dtype=np.uint8)
-        keep, errors = [], []
+        images, keep, errors = [], [], []
         for index, jpeg in chunk:
             out = draw_crop(
                 jpeg, index, size=size, crop=self.crop, seed=self.seed, epoch=self.epoch,
                 shape=(side, side),
-            )  # fmt: skip
+            )
             if out is None:
                 errors.append(f"sample {index:09d} is not a decodable {side}x{side} JPEG")
                 continue
-            images[len(keep)] = out
+            images.append(out)
             keep.append(index)
-        n = len(keep)
-        return {
-            "image": torch.from_numpy(images[:n]),
-            "index": torch.tensor(keep, dtype=torch.int64),
-            "bad": len(chunk) - n,
-            "errors": errors,
-        }
+        return Batch.of(images, keep, size=size, bad=len(chunk) - len(keep), errors=errors)
+
+    def first_images(self, count: int) -> torch.Tensor | None:
+        """The first `count` samples of the first shard, whole (no train crop) at the input
+        size: uint8 (n, S, S, 3), the same every epoch and after every resume (None if the
+        shard yields none; the loader reports its unreadable samples anyway)."""
+        first = self.shards[0]
+        piece = Piece(first.path, first.first_index, 0, min(count, first.take))
+        side, images = self.patch_size, []
+        for _, jpeg in _read_pieces([piece], []):
+            image = draw_crop(jpeg, 0, size=self.input_size, crop=None, shape=(side, side))
+            if image is not None:
+                images.append(image)
+        return Batch.of(images, range(len(images)), size=self.input_size).image if images else None
 
 
 def _read_pieces(pieces: list[Piece], errors: list[str]) -> Iterator[tuple[int, bytes]]:
@@ -250,8 +240,3 @@ def _read_pieces(pieces: list[Piece], errors: list[str]) -> Iterator[tuple[int, 
             errors.append(f"{where}: {short} of {piece.take} unreadable ({reason})")
 
 
-def init_loader_worker(_: int) -> None:
-    """One decode thread per worker; Ctrl-C is the main process's to handle (it saves)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)

@@ -9,8 +9,6 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from sslx.errors import InputError
-
 # How long a collective may wait before the job fails. NCCL's default, 10 minutes, is
 # shorter than rank 0's DeepCluster step at full scale can take while the other ranks
 # wait in the labels' broadcast (k-means of 1.28M x 256 into 10,000 clusters on FAISS's
@@ -34,27 +32,9 @@ class Dist:
         return self.world_size > 1
 
 
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """ "auto" is CUDA when a GPU is visible, else CPU. Of the visible GPUs: the only one
-    (a launcher that binds one GPU per task, e.g. SLURM), else LOCAL_RANK modulo their
-    count (torchrun on a node whose GPUs every rank sees)."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for, but no CUDA GPU is visible")
-        count = torch.cuda.device_count()
-        return torch.device("cuda", 0 if count == 1 else local_rank % count)
-    if requested == "cpu":
-        return torch.device("cpu")
-    raise InputError(f"unknown device {requested!r} (auto, cpu or cuda)")
-
-
 def setup(device: torch.device, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> Dist:
     """Join the process group that torchrun describes in the environment, if any; a
     collective that waits longer than `timeout_minutes` fails the job."""
-    if not timeout_minutes > 0:
-        raise InputError(f"--dist-timeout-minutes must be positive (got {timeout_minutes})")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Dist()
@@ -76,21 +56,6 @@ def local_rank_from_env() -> int:
 def local_world_size_from_env() -> int:
     """Ranks on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without a launcher)."""
     return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask, e.g. a container's or a job's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def default_workers(device: torch.device, local_world_size: int = 1) -> int:
-    """Loader processes per rank: one keeps up with CPU training; on a GPU, every usable
-    core shared by the local ranks, less one per rank for its main process (at least 1)."""
-    if device.type != "cuda":
-        return 1
-    return max(1, usable_cores() // max(1, local_world_size) - 1)
 
 
 def teardown() -> None:

@@ -21,17 +21,28 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sslx import seeds
+from sslx.common.device import default_workers, pick_device
+from sslx.common.timing import StepTimer
 from sslx.errors import InputError, TrainingDiverged
 from sslx.train import distributed
-from sslx.train.alexnet import CONV_LAYERS, AlexNet
+from sslx.train.alexnet import AlexNet
+from sslx.train.batches import (
+    Batch,
+    epoch_loader,
+    init_loader_worker,
+    rank_batch_size,
+    rank_batches,
+    steps_per_epoch,
+)
 from sslx.train.checkpoint import CHECKPOINT_NAME, load_backbone, load_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, write_config
-from sslx.train.data import ShardStream, init_loader_worker, rank_batch_size, steps_per_epoch
-from sslx.train.indexed import EpochDataset, epoch_loader, rank_batches
-from sslx.train.methods import METHODS, EpochContext, Method, StepOutput
+from sslx.train.data import ShardStream
+from sslx.train.methods import SPECS, plugin
+from sslx.train.methods.base import EpochContext, Method, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
+from sslx.train.model import CONV_LAYERS
 from sslx.train.precision import step_autocast, use_channels_last
-from sslx.train.report import LivePostfix, StepTimer, announce
+from sslx.train.report import LivePostfix, announce
 from sslx.train.state import (
     CONFIG_NAME,
     Progress,
@@ -54,14 +65,14 @@ def build_method(config: TrainConfig, from_init: bool = True) -> Method:
     """Backbone + heads, initialised from the run seed (identical on every rank); then
     `--init` layers copied in (new runs only: a resume restores its own weights) and
     `--freeze` layers fixed."""
-    if config.method not in METHODS:
-        raise InputError(f"unknown method {config.method!r} (known: {', '.join(METHODS)})")
+    if config.method not in SPECS:
+        raise InputError(f"unknown method {config.method!r} (known: {', '.join(SPECS)})")
     torch.manual_seed(seeds.int_seed(config.seed, "init"))
     backbone = AlexNet(config.model)
     if config.init and from_init:
         copy_layers(config.init, backbone, config.freeze or CONV_LAYERS)
     backbone.freeze(config.freeze)
-    return METHODS[config.method](backbone, config.method_options)
+    return plugin(config.method)(backbone, config.method_options)
 
 
 def copy_layers(path: str, backbone: AlexNet, layers: tuple[str, ...]) -> None:
@@ -99,7 +110,7 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = False) -> RunResult:
     """Run (or continue) a training run in `out`; returns when it ends or is stopped."""
-    device = distributed.pick_device(options.device, distributed.local_rank_from_env())
+    device = pick_device(options.device, distributed.local_rank_from_env())
     dist = distributed.setup(device, options.dist_timeout_minutes)
     try:
         with StopSignal().installed() as stop:
@@ -131,13 +142,11 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     method.check_data(data.num_samples)
     optimizer = method.configure_optimizer(config.optim)
     workers = options.workers
-    run = Run(
-        config, options, out, device, dist, stop, data, method, method, optimizer,
-        build_scheduler(optimizer, config), Progress(),
-        distributed.default_workers(device, distributed.local_world_size_from_env())
-        if workers is None
-        else workers,
-    )  # fmt: skip
+    if workers is None:
+        workers = default_workers(device, distributed.local_world_size_from_env())
+    scheduler = build_scheduler(optimizer, config)
+    run = Run(config, options, out, device, dist, stop, data, method, method, optimizer,
+              scheduler, Progress(), workers)  # fmt: skip
     if payload is not None:
         restore_checkpoint(run, payload)
     elif dist.is_main:
@@ -151,11 +160,10 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         announce(run)
     try:
         while progress.epoch < config.optim.epochs and not progress.stopped:
-            extra = {"start_step": progress.step_in_epoch, "dist": dist}
             ctx = EpochContext(
-                progress.epoch, device, data, run.log, extra, config=config, out=out,
+                progress.epoch, device, config, out, data, dist=dist, log=run.log,
                 workers=run.workers, step=progress.global_step,
-                verbose=dist.is_main and options.progress,
+                start_step=progress.step_in_epoch, verbose=dist.is_main and options.progress,
             )  # fmt: skip
             method.on_epoch_start(ctx)
             stopped = train_one_epoch(run, method.epoch_data(ctx), ctx.record)
@@ -185,7 +193,7 @@ def _end_epoch(run: Run, ctx: EpochContext) -> None:
 
 
 def train_one_epoch(
-    run: Run, draws: EpochDataset | None = None, record: dict | None = None
+    run: Run, draws: torch.utils.data.Dataset | None = None, record: dict | None = None
 ) -> str | None:
     """One pass over this rank's share of the shards (or of the method's draws for this
     epoch); returns why it stopped early, if so. Puts the epoch's count of unreadable
@@ -204,9 +212,9 @@ def train_one_epoch(
         for batch in loader:
             bad.check(batch, run)
             output = train_step(run, batch, autocast)
-            meter.add({"loss": output.loss, **output.metrics}, batch["image"].shape[0])
+            meter.add({"loss": output.loss, **output.metrics}, len(batch))
             bar.update(1)
-            live.update(output.loss, batch["image"].shape[0])
+            live.update(output.loss, len(batch))
             if timer is not None and (line := timer.tick()):
                 tqdm.write(line, file=sys.stderr)
             due = _due(run, steps)
@@ -231,10 +239,10 @@ class BadSamples:
     count: int = 0
     reported: set[str] = field(default_factory=set)
 
-    def check(self, batch: dict, run: Run) -> None:
+    def check(self, batch: Batch, run: Run) -> None:
         epoch, dist = run.progress.epoch + 1, run.dist
-        self.count += batch["bad"]
-        for message in batch["errors"]:
+        self.count += batch.bad
+        for message in batch.errors:
             key = message.split(":")[0]
             if key not in self.reported:
                 self.reported.add(key)
@@ -246,7 +254,7 @@ class BadSamples:
                 f"than --max-bad-fraction {run.config.max_bad_fraction} allows; first: "
                 f"{next(iter(self.reported), 'see warnings above')}"
             )
-        if batch["image"].shape[0] == 0:
+        if len(batch) == 0:
             raise InputError(f"a batch of epoch {epoch} had no readable samples")
 
 
@@ -289,7 +297,7 @@ def _log_point(run: Run, meter: Meter, bad: int, bar: tqdm) -> bool:
     return stop_voted
 
 
-def _epoch_batches(run: Run, draws: EpochDataset | None):
+def _epoch_batches(run: Run, draws: torch.utils.data.Dataset | None):
     """The epoch's loader and its length in steps: the shard stream, or the method's draws
     split into contiguous stretches per rank (from `step_in_epoch` on, when resuming)."""
     pin = run.device.type == "cuda"
@@ -316,16 +324,12 @@ def _epoch_batches(run: Run, draws: EpochDataset | None):
     return epoch_loader(draws, batches, run.workers, pin), steps
 
 
-def train_step(run: Run, batch: dict, autocast) -> StepOutput:
-    """Forward, backward and update on one batch of uint8 NHWC images."""
-    # NHWC -> NCHW as a view: on the device the batch is channels-last already.
-    images = batch["image"].to(run.device, non_blocking=True).permute(0, 3, 1, 2)
-    extra = {
-        k: batch[k].to(run.device, non_blocking=True) for k in ("index", "label") if k in batch
-    }
+def train_step(run: Run, batch: Batch, autocast) -> StepOutput:
+    """Forward, backward and update on one batch."""
+    on_device = batch.to(run.device)
     torch.manual_seed(step_seed(run.config.seed, run.progress.global_step, run.dist.rank))
     with autocast:
-        output = run.model(images, extra)
+        output = run.model(on_device.image, on_device)
     run.optimizer.zero_grad(set_to_none=True)
     output.loss.backward()
     run.optimizer.step()

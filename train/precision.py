@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
-
-
 def precision_from_flags(precision: str | None, amp: bool) -> str:
     """A new run's precision: `--precision`, else the old `--no-amp` spelled as fp32."""
     if precision is not None:

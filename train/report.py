@@ -14,26 +14,14 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
-from sslx.train.alexnet import ModelConfig
+from sslx.train.model import ModelConfig
 from sslx.train.precision import arithmetic_text, slow_bf16_note, use_channels_last
 
 if TYPE_CHECKING:
     from sslx.train.state import Run
 
-# Steps whose time is measured for the projection; the first step (loader start-up,
-# allocations, k-means warm-up) is left out.
-MEASURED_STEPS = 5
 # On CUDA, reading the loss is a device sync: the live postfix reads it every this many steps.
 CUDA_POSTFIX_EVERY = 20
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def startup_summary(
@@ -88,41 +76,6 @@ def milestone_note(milestones: tuple[int, ...], epochs: int) -> str | None:
         f"sslx: note: LR milestone(s) {','.join(map(str, beyond))} are at or past --epochs "
         f"{epochs}: kept in config.yaml for a longer resume, no effect in this run"
     )
-
-
-class StepTimer:
-    """Projects the time per epoch and for the rest of a run from the steps after the first.
-
-    `tick()` is called after every step; it returns the projection line once, after
-    `MEASURED_STEPS` measured steps (or at the epoch's last step, if that comes first)."""
-
-    def __init__(self, steps_per_epoch: int, steps_left: int, what: str = "run") -> None:
-        self.steps_per_epoch = steps_per_epoch
-        self.steps_left = steps_left  # steps of the whole run still to go, this one included
-        self.what = what
-        self.seen = 0
-        self.started: float | None = None
-        self.done = False
-
-    def tick(self) -> str | None:
-        if self.done:
-            return None
-        self.seen += 1
-        now = time.perf_counter()
-        if self.seen == 1:
-            self.started = now
-            return None
-        measured = self.seen - 1
-        if measured < MEASURED_STEPS and self.seen < min(self.steps_per_epoch, self.steps_left):
-            return None
-        self.done = True
-        per_step = (now - self.started) / measured
-        left = per_step * (self.steps_left - self.seen)
-        return (
-            f"sslx: {per_step:.2f} s/step: about {format_seconds(per_step * self.steps_per_epoch)}"
-            f" per epoch, {format_seconds(left)} left for the {self.what} "
-            f"(measured on {measured} steps)"
-        )
 
 
 class LivePostfix:

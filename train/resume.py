@@ -1,79 +1,69 @@
-"""Resuming a run: its stored config against the command's flags (torch-free)."""
+"""Resuming a run: its stored config against the command's flags (torch-free).
+
+The rules come from the settings' declarations (`sslx.settings`): a "fixed" setting
+must keep its stored value, a "free" one (epochs, workers, device...) may change, and a
+"movable" one (a data location) may change because the checkpoint's data fingerprint
+checks that it still holds the same data.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+from sslx import settings
 from sslx.errors import InputError
-
-if TYPE_CHECKING:
-    from sslx.train.config import TrainConfig
-
-
-# Flags that may differ on --resume: they change how long or how a run executes, not
-# what a given step computes.
-RESUMABLE = {
-    "out",
-    "resume",
-    "shards",
-    "method",
-    "epochs",
-    "workers",
-    "device",
-    "compile",
-    "amp",
-    "channels_last",
-    "log_every",
-    "checkpoint_every",
-    "max_steps",
-    "quiet",
-    "verify_shards",
-    "dist_timeout_minutes",
-}
-# Where each result-shaping flag lands in config.yaml (method options: method_options.NAME).
-FIELDS = {
-    "size": "model.input_size",
-    "sobel": "model.sobel",
-    "classifier_width": "model.classifier_width",
-    "conv1_stride": "model.conv1_stride",
-    "batch_size": "optim.batch_size",
-    "lr": "optim.lr",
-    "momentum": "optim.momentum",
-    "weight_decay": "optim.weight_decay",
-    "nesterov": "optim.nesterov",
-    "lr_milestones": "optim.lr_milestones",
-    "lr_gamma": "optim.lr_gamma",
-    "crop_scale_min": "crop.crop_scale_min",
-    "crop_scale_max": "crop.crop_scale_max",
-    "aspect_ratio_min": "crop.aspect_ratio_min",
-    "flip_prob": "crop.flip_prob",
-    "seed": "seed",
-    "init": "init",
-    "freeze": "freeze",
-    "shuffle_buffer": "shuffle_buffer",
-    "max_bad_fraction": "max_bad_fraction",
-    "precision": "precision",
-}
-# Data locations may move between resumes: the checkpoint's data fingerprint checks them.
-MOVABLE = {"shards", "method_options.data_dir", "method_options.val_dir"}
+from sslx.settings import FIXED, MOVABLE, Declared
+from sslx.train.config import TrainConfig
+from sslx.train.methods import SPECS
 
 
-def flat(data: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+def run_settings(method: str) -> dict[str, Declared]:
+    """Every result-shaping setting of a `method` run by key: TrainConfig's and the
+    method's options (paths as in config.yaml)."""
+    options = {
+        k: Declared(d.key, f"method_options.{d.path}", d.setting, d.default)
+        for k, d in settings.declared(SPECS[method].options).items()
+    }
+    return {**settings.declared(TrainConfig), **options}
 
 
-def as_flag(value):
-    """A config value as its flag would spell it (lists as comma-separated text)."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return value
+def inputs(config: TrainConfig) -> list[tuple[str, Any]]:
+    """The data locations a run reads (its movable settings), as (flag, value)."""
+    values = {**settings.flat(config), **settings.flat(config.method_options)}
+    return [
+        (d.flag, values[k] or None)
+        for k, d in run_settings(config.method).items()
+        if d.setting.resume == MOVABLE
+    ]
+
+
+def resumed_config(stored: TrainConfig, given: dict[str, Any], free: set[str]) -> TrainConfig:
+    """The stored config with the command's `given` flag values (by key) applied: fixed
+    settings may only repeat their stored value, `free` keys (how a run executes) and
+    free or movable settings may change; another method's options are refused."""
+    method = given.get("method")
+    if method is not None and method != stored.method:
+        raise InputError(f"this run trains {stored.method}, not {method}")
+    declared = run_settings(stored.method)
+    unknown = sorted(set(given) - set(declared) - free)
+    if unknown:
+        names = ", ".join(f"--{n.replace('_', '-')}" for n in unknown)
+        raise InputError(f"{names} do(es) not apply to this {stored.method} run")
+    old = {**settings.flat(stored), **settings.flat(stored.method_options)}
+    changes = {k: v for k, v in given.items() if k in declared and v is not None}
+    values = {k: v for k, v in {**old, **changes}.items() if k != "method"}
+    config = TrainConfig.for_method(stored.method, **values)
+    new = {**settings.flat(config), **settings.flat(config.method_options)}
+    changed = [
+        f"{d.flag} cannot change on --resume (the run has {settings.spelled(d.setting, old[k])}, "
+        f"the command gives {settings.spelled(d.setting, new[k])})"
+        for k, d in declared.items()
+        if k in changes and d.setting.resume == FIXED and new[k] != old[k]
+    ]
+    if changed:
+        raise InputError("; ".join(changed))
+    return config
 
 
 def check_not_finished(out: Path, config: TrainConfig) -> None:
@@ -94,5 +84,7 @@ def check_not_finished(out: Path, config: TrainConfig) -> None:
             f"--resume --epochs N with N > {done}"
         )
     if config.optim.epochs < done:
-        raise InputError(f"the run in {out} has already trained {done} epoch(s); "
-                         f"--epochs {config.optim.epochs} is fewer")  # fmt: skip
+        raise InputError(
+            f"the run in {out} has already trained {done} epoch(s); "
+            f"--epochs {config.optim.epochs} is fewer"
+        )

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from sslx.atomic import save_torch_atomic
 from sslx.errors import InputError, first_line
 from sslx.train import distributed
-from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint, save_atomic
+from sslx.train.checkpoint import CHECKPOINT_NAME, build_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, read_config
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ class Run:
     device: torch.device
     dist: distributed.Dist
     stop: StopSignal
-    data: Any  # the ShardStream, or a method's own data (`Method.make_data`)
+    data: Any  # the ShardStream, or a method's own data (`Method.make_data`); both say
+    # `where` they are, how many samples (`num_samples`) and which (`fingerprint`)
     method: Method
     model: torch.nn.Module  # the method, wrapped in DDP and/or torch.compile
     optimizer: torch.optim.Optimizer
@@ -77,9 +79,8 @@ class Run:
 def restore_checkpoint(run: Run, payload: dict) -> None:
     """Put a checkpoint's weights, optimiser, schedule and progress into a new run."""
     if payload["data"].get("fingerprint") != run.data.fingerprint:
-        where = run.config.shards or run.config.method_options.get("data_dir")
         raise InputError(
-            f"{where} is not the dataset this run was trained on "
+            f"{run.data.where} is not the dataset this run was trained on "
             "(its config, sources, files or labels differ)"
         )
     backbone = {f"backbone.{k}": v for k, v in payload["backbone"].items()}
@@ -134,5 +135,5 @@ def save_checkpoint(run: Run) -> None:
             },
             method_state=run.method.run_state(),
         )
-        save_atomic(payload, run.out / CHECKPOINT_NAME)
+        save_torch_atomic(payload, run.out / CHECKPOINT_NAME)
     distributed.barrier()

@@ -210,7 +210,7 @@ def _as_version_1(reference, copy):
 
 
 def test_a_version_1_dataset_loads_and_gains_the_table(reference, photo, tmp_path):
-    from sslx.datagen.samples_table import add_table
+    from sslx.datagen.shards import add_table
 
     copy = _as_version_1(reference, tmp_path / "a")
     assert read_manifest(copy)["num_samples"] == 250  # version 1 is still read

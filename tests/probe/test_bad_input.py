@@ -11,9 +11,10 @@ import shutil
 import pytest
 import torch
 
+from sslx.atomic import save_torch_atomic as save_atomic
 from sslx.cli import main
 from sslx.train.alexnet import ModelConfig
-from sslx.train.checkpoint import build_checkpoint, save_atomic
+from sslx.train.checkpoint import build_checkpoint
 
 FAST = ["--epochs", "2", "--batch-size", "16", "--lr-milestones", "1", "--workers", "0",
         "--quiet", "--cache-features", "--layers", "conv1"]  # fmt: skip
@@ -69,8 +70,13 @@ CASES = [
     ([*RANDOM, "--data-dir", "{folder}", "--layers", "conv6", *OUT], "conv6"),
     ([*RANDOM, "--data-dir", "{folder}", "--seed", "-1", *OUT], "--seed must be >= 0"),
     ([*RANDOM, "--data-dir", "{folder}", "--split-seed", "-2", *OUT], "--split-seed must be"),
-    ([*RANDOM, "--data-dir", "{folder}", "--workers", "-1", *OUT], "--workers must be at least"),
-    (["--random-init", "--size", "100000", "--data-dir", "{folder}", *OUT], "input size must"),
+    ([*RANDOM, "--data-dir", "{folder}", "--workers", "-1", *OUT], "--workers must be >= 0"),
+    ([*RANDOM[:2], "100000", "--data-dir", "{folder}", *OUT], "--size must be in [1, 1024]"),
+    ([*RANDOM, "--data-dir", "{folder}", "--lr", "nan", *OUT], "--lr must be a finite number"),
+    ([*RANDOM, "--data-dir", "{folder}", "--momentum", "-1", *OUT], "--momentum must be in"),
+    ([*RANDOM, "--data-dir", "{folder}", "--val-fraction", "1", *OUT], "--val-fraction must"),
+    ([*RANDOM, "--data-dir", "{folder}", "--batch-size", "1", *OUT], "--batch-size must be"),
+    ([*RANDOM, "--data-dir", "{folder}", "--epochs", "0", *OUT], "--epochs must be >= 1"),
     ([*RANDOM, "--data-dir", "{folder}", "--lr-milestones", "x", *OUT], "--lr-milestones"),
     ([*RANDOM, "--data-dir", "{folder}", "--crop-ratio", "0", *OUT], "--crop-ratio"),
     (["--checkpoint", "{foreign}", "--data-dir", "{folder}", *OUT], "{foreign}"),

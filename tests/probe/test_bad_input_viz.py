@@ -10,9 +10,10 @@ import json
 import pytest
 import torch
 
+from sslx.atomic import save_torch_atomic as save_atomic
 from sslx.cli import main
 from sslx.train.alexnet import ModelConfig
-from sslx.train.checkpoint import build_checkpoint, save_atomic
+from sslx.train.checkpoint import build_checkpoint
 
 
 def _checkpoint(t, backbone=None):
@@ -63,9 +64,9 @@ SETUPS = {
 OUT = ["--out", "{tmp}/f.png"]
 TO = ["--out", "{tmp}/table"]
 CASES = [
-    (["filters", "{ckpt}", "--zoom", "0", *OUT], "--zoom must be between 1 and 64"),
-    (["filters", "{ckpt}", "--zoom", "100000", *OUT], "--zoom must be between 1 and 64"),
-    (["filters", "{ckpt}", "--columns", "0", *OUT], "--columns must be between"),
+    (["filters", "{ckpt}", "--zoom", "0", *OUT], "--zoom must be in [1, 64]"),
+    (["filters", "{ckpt}", "--zoom", "100000", *OUT], "--zoom must be in [1, 64]"),
+    (["filters", "{ckpt}", "--columns", "0", *OUT], "--columns must be in [1, 1024]"),
     (["filters", "{ckpt}", "--out", "{tmp}/x.txt"], "--out must be a .png file"),
     (["filters", "{ckpt}", "--out", "{ro}/f.png"], "cannot write {ro}: Read-only file system"),
     (["filters", "{foreign}", *OUT], "is not an sslx checkpoint"),

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from sslx.errors import InputError
-from sslx.probe.heads import LinearProbes, TapPooling, parse_layers, probe_dims
+from sslx.probe.heads import LinearProbes, TapPooling, probe_dims
 from sslx.train.alexnet import AlexNet, ModelConfig
+from sslx.train.model import parse_layers
 
 PAPER_224 = {"conv1": 9600, "conv2": 9216, "conv3": 9600, "conv4": 9600, "conv5": 9216}
 
@@ -59,6 +60,6 @@ def test_probe_normalises_each_channel_over_batch_and_positions():
 
 
 def test_layer_names_are_checked_and_ordered():
-    assert parse_layers("conv3, conv1") == ("conv1", "conv3")
+    assert parse_layers("conv3, conv1", "--layers") == ("conv1", "conv3")
     with pytest.raises(InputError, match="conv7"):
-        parse_layers("conv1,conv7")
+        parse_layers("conv1,conv7", "--layers")

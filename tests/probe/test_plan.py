@@ -8,7 +8,7 @@ from sslx.probe.features import FrozenTrunk, trunk_features
 from sslx.probe.heads import probe_dims
 from sslx.probe.networks import random_network
 from sslx.probe.plan import cache_bytes, check_cache_fits
-from sslx.train.alexnet import CONV_LAYERS, ModelConfig
+from sslx.train.model import CONV_LAYERS, ModelConfig
 
 LAYERS = ("conv1", "conv3", "conv5")
 
@@ -32,7 +32,7 @@ def test_a_cache_that_does_not_fit_is_refused_with_its_size(tmp_path):
 
 
 def _trunk():
-    return FrozenTrunk(random_network(64, False, 0, 0).model, LAYERS)
+    return FrozenTrunk(random_network(ModelConfig(input_size=64), 0).model, LAYERS)
 
 
 def test_bf16_trunk_gives_close_float32_features():

@@ -3,12 +3,14 @@ import itertools
 import pytest
 import torch
 
+from sslx.common.labelled import load_labelled
+from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.probe.features import FrozenTrunk, epoch_batches, extract_features
 from sslx.probe.networks import random_network
-from sslx.probe.run import ProbeConfig, ProbeOptions, probe_network
-from sslx.train.labelled import load_labelled
+from sslx.probe.run import probe_network
+from sslx.train.model import ModelConfig
 
-OPTIONS = ProbeOptions(workers=0, progress=False)
+OPTIONS = ProbeOptions(workers=0, quiet=True)
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
@@ -24,8 +26,8 @@ def _config(**kw) -> ProbeConfig:
 
 
 def test_joint_training_reduces_every_probes_loss(data):
-    result = probe_network(random_network(32, False, 0, 0), data, _config(cache_features=True),
-                           OPTIONS)  # fmt: skip
+    net = random_network(ModelConfig(input_size=32), 0)
+    result = probe_network(net, data, _config(cache_features=True), OPTIONS)
     for layer in LAYERS:
         history = result.train_loss[layer]
         assert len(history) == 4 and history[-1] < history[0], (layer, history)
@@ -34,7 +36,7 @@ def test_joint_training_reduces_every_probes_loss(data):
 
 
 def test_cached_and_streamed_features_give_the_same_accuracy(data):
-    net = random_network(32, False, 0, 0)
+    net = random_network(ModelConfig(input_size=32), 0)
     cached = probe_network(net, data, _config(cache_features=True), OPTIONS)
     streamed = probe_network(net, data, _config(augment=False), OPTIONS)
     for layer in LAYERS:  # same batches; only float16 rounding differs
@@ -45,7 +47,7 @@ def test_cached_and_streamed_features_give_the_same_accuracy(data):
 
 
 def test_cache_on_disk_is_reused_and_equals_the_in_memory_one(data, tmp_path):
-    trunk = FrozenTrunk(random_network(32, False, 0, 0).model, ("conv2",))
+    trunk = FrozenTrunk(random_network(ModelConfig(input_size=32), 0).model, ("conv2",))
     from sslx.probe.data import Transformed, eval_transform
 
     images = Transformed(data.train, eval_transform(32, 1.0))
@@ -59,7 +61,7 @@ def test_cache_on_disk_is_reused_and_equals_the_in_memory_one(data, tmp_path):
 
 
 def test_an_interrupted_probe_continues_from_its_last_epoch(data, tmp_path):
-    net = random_network(32, False, 0, 0)
+    net = random_network(ModelConfig(input_size=32), 0)
     state = tmp_path / "probe.pt"
     whole = probe_network(net, data, _config(cache_features=True), OPTIONS)
     probe_network(net, data, _config(cache_features=True, epochs=2), OPTIONS, state)
@@ -135,8 +137,8 @@ def test_ten_crop_is_the_default_evaluation():
 
 def test_probe_projects_its_time_after_the_first_steps(data, capsys):
     """One bar over all steps, and a projection line once the first steps are measured."""
-    net = random_network(32, False, 0, 0)
+    net = random_network(ModelConfig(input_size=32), 0)
     config = _config(augment=False, epochs=2, batch_size=4)
-    probe_network(net, data, config, ProbeOptions(workers=0, progress=True))
+    probe_network(net, data, config, ProbeOptions(workers=0))
     err = capsys.readouterr().err
     assert "per epoch" in err and "left for the probe's epochs" in err

@@ -9,43 +9,26 @@ from pathlib import Path
 
 import torch
 
-from sslx.train.alexnet import ModelConfig
-from sslx.train.config import OptimConfig, RunOptions, TrainConfig
+from sslx.train.config import RunOptions, TrainConfig
 from sslx.train.loop import train
-from sslx.train.methods import register
-from sslx.train.methods.rotnet import RotNet
+from sslx.train.methods.rotnet.method import RotNet
 
 SEEN: list[int] = []
+_forward = RotNet.forward
 
 
-@register
-class RecordingRotNet(RotNet):
-    """RotNet that remembers the sample indices of every batch it trains on."""
-
-    name = "rotnet-recording"
-
-    def forward(self, images, batch):
-        SEEN.extend(batch["index"].tolist())
-        return super().forward(images, batch)
+def recording_forward(self, images, batch):
+    """RotNet's step, remembering the sample indices of every batch it trains on."""
+    SEEN.extend(batch.index.tolist())
+    return _forward(self, images, batch)
 
 
 def main(shards: str, out: str, result_dir: str) -> None:
-    config = TrainConfig(
-        shards=shards,
-        method="rotnet-recording",
-        model=ModelConfig(input_size=64, conv1_stride=4, classifier_width=32),
-        optim=OptimConfig(
-            batch_size=24,
-            epochs=2,
-            lr=0.05,
-            momentum=0.9,
-            weight_decay=5e-4,
-            nesterov=True,
-            lr_milestones=(),
-            lr_gamma=0.1,
-        ),
-        shuffle_buffer=32,
-    )
+    RotNet.forward = recording_forward
+    config = TrainConfig.for_method(
+        "rotnet", shards=shards, input_size=64, conv1_stride=4, classifier_width=32,
+        batch_size=24, epochs=2, lr=0.05, lr_milestones=(), shuffle_buffer=32,
+    )  # fmt: skip
     result = train(config, Path(out), RunOptions(workers=1, log_every=2))
     rank = int(__import__("os").environ["RANK"])
     params = torch.cat([p.detach().flatten() for p in result.method.parameters()])

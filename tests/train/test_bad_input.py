@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from sslx.atomic import save_torch_atomic as save_atomic
 from sslx.cli import main
-from sslx.train.checkpoint import build_checkpoint, save_atomic
-from sslx.train.methods.deepcluster import clusters_path
+from sslx.train.checkpoint import build_checkpoint
+from sslx.train.methods.deepcluster.method import clusters_path
 
 TINY = ["--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--workers", "0"]
 
@@ -140,13 +141,27 @@ CASES = [
     (["--shards", "{empty}", "--method", "rotnet", *OUT], "no manifest.json"),
     (["--shards", "{shards}", *OUT], "--method is required"),
     ([*NEW, "--size", "8", *OUT], "no feature map"),
-    ([*NEW, "--size", "100000", *OUT], "input size must be between 1 and 1024"),
-    ([*NEW, "--conv1-stride", "-1", *OUT], "conv1 stride must be between 0 and 11"),
+    ([*NEW, "--size", "100000", *OUT], "--size must be in [1, 1024]"),
+    ([*NEW, "--conv1-stride", "-1", *OUT], "--conv1-stride must be in [0, 11]"),
     ([*NEW, "--batch-size", "999", *OUT], "fewer than one"),
     ([*NEW, "--seed", "-1", *OUT], "--seed must be >= 0"),
-    ([*NEW, "--workers", "-1", *OUT], "--workers must be at least 0"),
+    ([*NEW, "--workers", "-1", *OUT], "--workers must be >= 0"),
     ([*NEW, "--freeze", "conv9", *OUT], "--freeze: unknown layer"),
     ([*NEW, "--lr-milestones", "a,b", *OUT], "--lr-milestones must be"),
+    ([*NEW, "--lr-milestones", "-3", *OUT], "--lr-milestones must be epochs >= 0"),
+    # Numbers every declaration bounds (sslx.settings): refused before any work.
+    ([*NEW, "--lr", "nan", *OUT], "--lr must be a finite number (got nan)"),
+    ([*NEW, "--lr", "inf", *OUT], "--lr must be a finite number (got inf)"),
+    ([*NEW, "--lr", "0", *OUT], "--lr must be > 0 (got 0.0)"),
+    ([*NEW, "--momentum", "nan", *OUT], "--momentum must be a finite number"),
+    ([*NEW, "--lr-gamma", "nan", *OUT], "--lr-gamma must be a finite number"),
+    ([*NEW, "--weight-decay", "-1", *OUT], "--weight-decay must be >= 0 (got -1.0)"),
+    ([*NEW, "--max-bad-fraction", "nan", *OUT], "--max-bad-fraction must be a finite"),
+    ([*NEW, "--max-steps", "0", *OUT], "--max-steps must be >= 1 (got 0)"),
+    ([*NEW, "--epochs", "0", *OUT], "--epochs must be >= 1 (got 0)"),
+    ([*NEW, "--crop-scale-min", "0.5", "--crop-scale-max", "0.2", *OUT], "is above"),
+    ([*NEW, "--dist-timeout-minutes", "-5", *OUT], "--dist-timeout-minutes must be > 0"),
+    ([*NEW, "--clusters", "50", *OUT], "--clusters do(es) not apply to --method rotnet"),
     (["--resume", *OUT], "nothing to resume"),
     (["--method", "nope", "--shards", "{shards}", *OUT], "Invalid value for '--method'"),
     (["--method", "rotnet", "--shards", "{bad_manifest}", *OUT], "num_samples is not"),

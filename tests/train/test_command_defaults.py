@@ -1,6 +1,6 @@
 """Method defaults that come from the reference code, pinned."""
 
-from sslx.train.methods.specs import SPECS
+from sslx.train.methods import SPECS
 
 
 def test_rotnet_lr_is_the_one_its_lut_applies_from_epoch_0():

@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from sslx.common.crops import CropConfig
 from sslx.errors import InputError
-from sslx.train.crops import CropConfig
-from sslx.train.data import (
-    ShardStream,
-    rank_batch_size,
-    steps_per_epoch,
-    worker_batches,
-    worker_pieces,
-)
+from sslx.train.batches import rank_batch_size, steps_per_epoch
+from sslx.train.data import ShardStream, worker_batches, worker_pieces
 
 
 def _positions(counts, pieces):
@@ -73,16 +68,16 @@ def test_stream_yields_the_epoch_once_with_indices_and_crops(shards):
     stream = _stream(shards)
     batches = _collect(stream)
     assert len(batches) == len(stream) == 240 // 16
-    idx = torch.cat([b["index"] for b in batches]).tolist()
+    idx = torch.cat([b.index for b in batches]).tolist()
     assert len(set(idx)) == len(idx) == 15 * 16 and set(idx) <= set(range(240))
     assert idx != sorted(idx)  # shuffled
     b = batches[0]
-    assert b["image"].shape == (16, 32, 32, 3) and b["image"].dtype == torch.uint8
-    assert b["bad"] == 0 and b["errors"] == []
+    assert b.image.shape == (16, 32, 32, 3) and b.image.dtype == torch.uint8
+    assert b.bad == 0 and b.errors == []
     # Same epoch, same order and pixels; the next epoch differs.
     again = _collect(stream)
-    assert all(torch.equal(x["image"], y["image"]) for x, y in zip(batches, again, strict=True))
-    other = torch.cat([b["index"] for b in _collect(stream, epoch=1)]).tolist()
+    assert all(torch.equal(x.image, y.image) for x, y in zip(batches, again, strict=True))
+    other = torch.cat([b.index for b in _collect(stream, epoch=1)]).tolist()
     assert other != idx
 
 
@@ -93,13 +88,13 @@ def test_worker_processes_and_resume_give_the_same_batches(shards):
     tail = _collect(stream, start=6, workers=2)
     assert len(tail) == 9
     for a, b in zip(full[6:], tail, strict=True):
-        assert torch.equal(a["index"], b["index"]) and torch.equal(a["image"], b["image"])
+        assert torch.equal(a.index, b.index) and torch.equal(a.image, b.image)
     # The crops of a sample depend on (seed, epoch, index) only, not on the worker count.
     single = {
-        int(i): img for b in _collect(stream) for i, img in zip(b["index"], b["image"], strict=True)
+        int(i): img for b in _collect(stream) for i, img in zip(b.index, b.image, strict=True)
     }
     for b in full:
-        for i, img in zip(b["index"], b["image"], strict=True):
+        for i, img in zip(b.index, b.image, strict=True):
             if int(i) in single:
                 assert torch.equal(single[int(i)], img)
 
@@ -117,9 +112,9 @@ def test_corrupt_shard_is_counted_and_reported(shards, tmp_path):
     shard.chmod(0o644)
     shard.write_bytes(bytes(data[: len(data) // 2]))  # truncated mid-shard
     batches = _collect(_stream(copy))
-    bad = sum(b["bad"] for b in batches)
-    errors = [e for b in batches for e in b["errors"]]
-    n = sum(len(b["index"]) for b in batches)
+    bad = sum(b.bad for b in batches)
+    errors = [e for b in batches for e in b.errors]
+    n = sum(len(b.index) for b in batches)
     assert 0 < bad < 50 and n + bad == 15 * 16
     assert any(e.startswith("shard-000001.tar") for e in errors)
 
@@ -135,11 +130,11 @@ def test_shard_split_over_workers_reports_each_piece_with_its_own_count(shards, 
     path.chmod(0o644)
     path.write_bytes(path.read_bytes()[:4096])  # only its first sample or so survives
     batches = _collect(_stream(copy), workers=2)
-    bad = sum(b["bad"] for b in batches)
-    lines = [e for b in batches for e in b["errors"] if e.startswith(path.name)]
+    bad = sum(b.bad for b in batches)
+    lines = [e for b in batches for e in b.errors if e.startswith(path.name)]
     assert len(lines) == 2 and len({e.split(":")[0] for e in lines}) == 2
     lost = [int(e.split(": ")[1].split(" of ")[0]) for e in lines]
-    assert sum(lost) == bad == 15 * 16 - sum(len(b["index"]) for b in batches)
+    assert sum(lost) == bad == 15 * 16 - sum(len(b.index) for b in batches)
     assert bad >= 40 and min(lost) > 0
 
 
@@ -156,10 +151,10 @@ def test_undecodable_sample_is_counted(shards, tmp_path):
                 m.size = len(payload)
             tar.addfile(m, io.BytesIO(payload))
     batches = _collect(_stream(copy, batch_size=48))
-    seen = torch.cat([b["index"] for b in batches]).tolist()
-    errors = [e for b in batches for e in b["errors"]]
+    seen = torch.cat([b.index for b in batches]).tolist()
+    errors = [e for b in batches for e in b.errors]
     assert len(seen) == 239 and 7 not in seen  # 240 // 48 = 5 batches cover every sample
-    assert sum(b["bad"] for b in batches) == 1
+    assert sum(b.bad for b in batches) == 1
     assert errors == ["sample 000000007 is not a decodable 64x64 JPEG"]
 
 

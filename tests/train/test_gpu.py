@@ -8,22 +8,18 @@ import torch
 import torch.distributed as dist
 
 from sslx.train import distributed
-from sslx.train.alexnet import ModelConfig
-from sslx.train.config import OptimConfig, RunOptions, TrainConfig
-from sslx.train.kmeans import kmeans_torch
+from sslx.train.config import RunOptions, TrainConfig
+from sslx.train.methods.deepcluster.kmeans import kmeans_torch
 
 pytestmark = pytest.mark.gpu
 
 
 def _config(shards, method: str, size: int = 224, **options) -> TrainConfig:
-    optim = OptimConfig(
-        batch_size=16, epochs=1, lr=0.01, momentum=0.9, weight_decay=1e-5,
-        nesterov=False, lr_milestones=(), lr_gamma=0.1,
+    return TrainConfig.for_method(
+        method, shards="" if method == "supervised" else str(shards), batch_size=16,
+        epochs=1, lr=0.01, momentum=0.9, weight_decay=1e-5, nesterov=False, lr_milestones=(),
+        lr_gamma=0.1, input_size=size, classifier_width=256, sobel=False, **options,
     )  # fmt: skip
-    model = ModelConfig(input_size=size, classifier_width=256)
-    return TrainConfig(
-        shards=str(shards), method=method, model=model, optim=optim, method_options=options
-    )
 
 
 def _image_folder(root, classes: int = 2, per_class: int = 20):
@@ -40,7 +36,7 @@ def _train(config, out, compile_: bool = False):
     from sslx.train.loop import train
 
     options = RunOptions(
-        device="cuda", workers=1, max_steps=3, log_every=1, progress=False, compile=compile_
+        device="cuda", workers=1, max_steps=3, log_every=1, quiet=True, compile=compile_
     )
     return train(config, out, options)
 
@@ -100,8 +96,8 @@ def test_one_rank_nccl_group_reduces_gathers_and_broadcasts(tmp_path):
 
 def test_faiss_gpu_path_is_probed_and_used_on_this_gpu():
     pytest.importorskip("faiss")
-    from sslx.train.clustering import cluster
-    from sslx.train.kmeans import faiss_gpu_problem
+    from sslx.train.methods.deepcluster.clustering import cluster
+    from sslx.train.methods.deepcluster.kmeans import faiss_gpu_problem
 
     x = torch.randn(2000, 64, device="cuda")
     result = cluster(x, 10, pca_dim=16, iterations=5)

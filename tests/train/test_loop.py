@@ -9,27 +9,25 @@ from dataclasses import replace
 
 import torch
 
+from sslx import settings
 from sslx.train import load_backbone
-from sslx.train.alexnet import ModelConfig
 from sslx.train.checkpoint import load_checkpoint
-from sslx.train.config import OptimConfig, RunOptions, TrainConfig
+from sslx.train.config import RunOptions, TrainConfig
 from sslx.train.loop import train
+from sslx.train.model import ModelConfig
 
-FAST_MODEL = ModelConfig(input_size=64, conv1_stride=4, classifier_width=32)
+FAST_MODEL = {"input_size": 64, "conv1_stride": 4, "classifier_width": 32}
 
 
 def _config(shards, epochs=2) -> TrainConfig:
-    optim = OptimConfig(
-        batch_size=16, epochs=epochs, lr=0.05, momentum=0.9, weight_decay=5e-4,
-        nesterov=True, lr_milestones=(1,), lr_gamma=0.1,
+    return TrainConfig.for_method(
+        "rotnet", shards=str(shards), batch_size=16, epochs=epochs, lr=0.05,
+        lr_milestones=(1,), shuffle_buffer=32, **FAST_MODEL,
     )  # fmt: skip
-    return TrainConfig(
-        shards=str(shards), method="rotnet", model=FAST_MODEL, optim=optim, shuffle_buffer=32
-    )
 
 
 def _options(**kw) -> RunOptions:
-    return RunOptions(**{"workers": 1, "log_every": 4, "progress": False, **kw})
+    return RunOptions(**{"workers": 1, "log_every": 4, "quiet": True, **kw})
 
 
 def _records(run) -> list[dict]:
@@ -75,7 +73,7 @@ def test_run_folder_and_checkpoint_contract(shards, tmp_path):
     assert records[-1]["event"] == "epoch_end"
     model, record = load_backbone(run)
     assert record["method"] == "rotnet" and record["progress"]["finished"]
-    assert ModelConfig.from_dict(record["model"]) == FAST_MODEL.resolved()
+    assert ModelConfig.from_dict(record["model"]) == ModelConfig(**FAST_MODEL).resolved()
     assert record["data"]["num_samples"] == 240 and len(record["data"]["fingerprint"]) == 64
     assert record["config"]["optim"]["batch_size"] == 16
     assert not model.training
@@ -88,12 +86,8 @@ def test_run_folder_and_checkpoint_contract(shards, tmp_path):
 
 def test_rotation_task_learns_on_real_patches(shared_images, shard_maker, tmp_path):
     shards = shard_maker(shared_images / "astronaut.png", tmp_path / "s", n=480, shard_size=100)
-    config = _config(shards, epochs=4)
-    config = replace(
-        config,
-        model=replace(FAST_MODEL, classifier_width=256),
-        optim=replace(config.optim, batch_size=32, lr_milestones=()),
-    )
+    changes = {"classifier_width": 256, "batch_size": 32, "lr_milestones": ()}
+    config = settings.replace(_config(shards, epochs=4), changes)
     train(config, tmp_path / "run", _options(workers=0, log_every=15))
     accuracy = [r["rotation_accuracy"] for r in _records(tmp_path / "run") if "loss" in r]
     assert accuracy[-1] > max(0.33, accuracy[0] + 0.08)  # chance is 0.25
@@ -167,7 +161,7 @@ def test_a_diverging_loss_is_one_line_and_exit_3_keeping_the_last_checkpoint(
 
 def test_run_prints_a_summary_and_a_projection_before_it_ends(shards, tmp_path, capsys):
     config = replace(_config(shards, epochs=1), model=ModelConfig(input_size=64))
-    train(config, tmp_path / "run", _options(max_steps=7, progress=True))
+    train(config, tmp_path / "run", _options(max_steps=7, quiet=False))
     err = capsys.readouterr().err
     assert "device cpu" in err and "steps/epoch" in err and "240 samples" in err
     assert "5x faster" in err  # stride 2 + fc 4096 on CPU

@@ -9,9 +9,8 @@ import yaml
 
 from sslx.cli import main
 from sslx.errors import InputError
-from sslx.train.alexnet import ModelConfig
 from sslx.train.checkpoint import load_checkpoint
-from sslx.train.config import OptimConfig, RunOptions, TrainConfig, read_config
+from sslx.train.config import RunOptions, TrainConfig, read_config
 from sslx.train.loop import train
 from sslx.train.precision import (
     autocast_dtype,
@@ -26,15 +25,15 @@ TINY = ["--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--wo
 
 
 def _config(shards, precision: str) -> TrainConfig:
-    optim = OptimConfig(batch_size=16, epochs=1, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                        nesterov=True, lr_milestones=(), lr_gamma=0.1)  # fmt: skip
-    model = ModelConfig(input_size=64, conv1_stride=4, classifier_width=32)
-    return TrainConfig(shards=str(shards), method="rotnet", model=model, optim=optim,
-                       shuffle_buffer=32, precision=precision)  # fmt: skip
+    return TrainConfig.for_method(
+        "rotnet", shards=str(shards), batch_size=16, epochs=1, lr=0.05, lr_milestones=(),
+        input_size=64, conv1_stride=4, classifier_width=32, shuffle_buffer=32,
+        precision=precision,
+    )  # fmt: skip
 
 
 def _run(config, out, **options) -> dict[str, torch.Tensor]:
-    result = train(config, out, RunOptions(workers=0, max_steps=3, progress=False, **options))
+    result = train(config, out, RunOptions(workers=0, max_steps=3, quiet=True, **options))
     return {k: v.clone() for k, v in result.method.state_dict().items()}
 
 
@@ -73,7 +72,7 @@ def test_old_amp_flags_map_onto_precision():
     for precision, amp in (("bf16", False), ("bf16", True), ("fp32", True)):
         with pytest.raises(InputError, match="contradicts --precision"):
             check_amp(precision, amp, "")
-    with pytest.raises(InputError, match="unknown precision"):
+    with pytest.raises(InputError, match="--precision must be one of auto, fp32, bf16"):
         replace(_config("s", "auto"), precision="fp16")
 
 

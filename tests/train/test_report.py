@@ -2,16 +2,8 @@
 
 import torch
 
-from sslx.train.alexnet import ModelConfig
-from sslx.train.report import (
-    MEASURED_STEPS,
-    LivePostfix,
-    StepTimer,
-    format_seconds,
-    milestone_note,
-    slow_cpu_hint,
-    startup_summary,
-)
+from sslx.train.model import ModelConfig
+from sslx.train.report import LivePostfix, milestone_note, slow_cpu_hint, startup_summary
 
 CPU = torch.device("cpu")
 
@@ -37,25 +29,6 @@ def test_milestone_note_names_only_milestones_past_the_run():
     assert milestone_note((10, 20), 30) is None
     note = milestone_note((1, 30, 45), 30)
     assert "30,45" in note and " 1," not in note
-
-
-def test_step_timer_projects_once_after_the_measured_steps():
-    timer = StepTimer(steps_per_epoch=100, steps_left=300)
-    lines = [timer.tick() for _ in range(20)]
-    said = [i for i, line in enumerate(lines) if line]
-    assert said == [MEASURED_STEPS]  # step 1 is not measured
-    assert "per epoch" in lines[MEASURED_STEPS] and "left for the run" in lines[MEASURED_STEPS]
-
-
-def test_step_timer_on_a_short_epoch_projects_at_its_last_step():
-    timer = StepTimer(steps_per_epoch=3, steps_left=3)
-    assert [bool(timer.tick()) for _ in range(3)] == [False, False, True]
-
-
-def test_format_seconds():
-    assert format_seconds(5) == "5 s"
-    assert format_seconds(600) == "10 min"
-    assert format_seconds(3 * 3600) == "3.0 h"
 
 
 class _Bar:

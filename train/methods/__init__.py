@@ -1,25 +1,37 @@
-"""Pretraining methods, registered by name in `METHODS`.
+"""Pretraining methods: one folder each, registered by one line in `REGISTERED`.
 
-`specs` (their names, summaries, defaults and options) is torch-free; the plug-ins and
-the registry are imported on first use of the names below, so that `sslx train --help`
-does not import torch.
+A method's folder holds `spec.py` (torch-free: its `SPEC`, with name, summary, paper
+defaults, options, pretext measure and docs, see `spec.MethodSpec`) and `method.py` (its
+`Method` plug-in, see `base.py`), beside any helpers of its own. `SPECS` is read
+without importing torch, so `sslx train --help` stays fast; `METHODS` (the plug-in
+classes) imports each `method.py` on first use. docs/architecture.md shows how to add one.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sslx.train.methods.specs import SPECS, MethodOption, MethodSpec, OptimDefaults
+from sslx.train.methods.spec import MethodSpec
 
-_BASE = ("METHODS", "EpochContext", "Method", "StepOutput", "register")
+if TYPE_CHECKING:
+    from sslx.train.methods.base import Method
 
-__all__ = ["SPECS", "MethodOption", "MethodSpec", "OptimDefaults", *_BASE]
+# One line per method (the order of their options in `sslx train --help`).
+REGISTERED = ("bigan", "deepcluster", "rotnet", "supervised")
+
+SPECS: dict[str, MethodSpec] = {
+    name: importlib.import_module(f"sslx.train.methods.{name}.spec").SPEC for name in REGISTERED
+}
+
+
+def plugin(name: str) -> type[Method]:
+    """The `Method` class of a registered method (imports torch)."""
+    module = importlib.import_module(f"sslx.train.methods.{name}.method")
+    return getattr(module, SPECS[name].plugin)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _BASE:
-        for module in ("bigan", "deepcluster", "rotnet", "supervised"):  # each registers itself
-            importlib.import_module(f"sslx.train.methods.{module}")
-        return getattr(importlib.import_module("sslx.train.methods.base"), name)
+    if name == "METHODS":
+        return {n: plugin(n) for n in REGISTERED}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,12 @@
-"""The method plug-in interface and the registry (solo-learn's METHODS idea).
+"""The method plug-in interface (solo-learn's registry, mmselfsup's hooks).
 
 A method owns its heads and its loss. The training loop only ever calls:
 
-- `Method(backbone, options)`: build the heads for this backbone;
+- `Method(backbone, options)`: build the heads for this backbone (`options` is an
+  instance of the spec's options dataclass);
 - `method(images, batch) -> StepOutput`: loss and metrics for one batch (this is the
-  module's forward, so DDP sees it);
+  module's forward, so DDP sees it); `images` is uint8 (b, 3, S, S) on the device and
+  `batch` the step's `Batch` there (indices, labels);
 - `method.parameter_groups()`: what the optimiser updates (all trainable parameters
   unless a method says otherwise);
 - `method.configure_optimizer(optim)`: the optimiser (SGD unless a method says otherwise);
@@ -13,16 +15,14 @@ A method owns its heads and its loss. The training loop only ever calls:
 - `method.run_state()` / `load_run_state(state)`: plain values beyond parameters and
   buffers that a resume must restore (the checkpoint's `method_state`);
 - `method.epoch_data(ctx)`: None to stream the shards as they are (RotNet), or the
-  epoch's own draws as an `EpochDataset` (DeepCluster's samples, uniform over clusters,
-  with their pseudo-labels);
+  epoch's own draws, a map-style dataset of `(image, index, label, error)` items
+  (DeepCluster's samples, uniform over clusters, with their pseudo-labels);
 - `method.check_data(num_samples)`: refuse a dataset before the run folder is written;
 - `method.make_data()`: a method that reads no shards (`needs_shards = False`, the
   supervised reference) gives its own dataset here.
 
-A method's name, optimiser and schedule defaults (from its paper) and own options live
-in its torch-free `MethodSpec` (`specs.py`), so `sslx train --help` needs no torch; the
-class names its spec (`spec = ROTNET`) and takes them from there. Every default can be
-overridden from the command line.
+A method's name, defaults, options and pretext measure live in its torch-free
+`MethodSpec` (its folder's `spec.py`); the class names it (`spec = SPEC`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ import torch
 from torch import nn
 
 from sslx.train.alexnet import AlexNet
-from sslx.train.indexed import EpochDataset
-from sslx.train.methods.specs import MethodOption, MethodSpec, OptimDefaults
+from sslx.train.distributed import Dist
+from sslx.train.methods.spec import MethodSpec, OptimDefaults
 
 if TYPE_CHECKING:
-    from sslx.train.config import OptimConfig, TrainConfig
+    from sslx.common.optim import OptimConfig
+    from sslx.train.batches import Batch
+    from sslx.train.config import TrainConfig
+    from sslx.train.metrics import MetricsLog
 
 
 class StepOutput(NamedTuple):
@@ -49,17 +52,18 @@ class StepOutput(NamedTuple):
 
 @dataclass
 class EpochContext:
-    """What epoch hooks may use: the epoch, the data, the run's config, folder and logger."""
+    """What epoch hooks may use: the epoch, the run and where it runs."""
 
-    epoch: int
+    epoch: int  # 0-based
     device: torch.device
-    data: Any = None
-    log: Any = None
-    extra: dict = field(default_factory=dict)  # "start_step" (> 0: resumed mid-epoch), "dist"
-    config: TrainConfig | None = None
-    out: Path | None = None  # the run folder
+    config: TrainConfig
+    out: Path  # the run folder
+    data: Any  # the ShardStream, or the method's own data (`make_data`)
+    dist: Dist = field(default_factory=Dist)
+    log: MetricsLog | None = None
     workers: int = 0  # loader processes per rank
     step: int = 0  # global step at the start of the hook
+    start_step: int = 0  # > 0: the epoch resumes after this many steps
     verbose: bool = False  # a hook may print a short line on stderr (main rank, not --quiet)
     # Set by `on_epoch_end`: scalars added to the epoch's "epoch_end" record in metrics.jsonl
     # and TensorBoard, and a reason to end the run after this epoch (it is then finished,
@@ -70,10 +74,9 @@ class EpochContext:
 
 class Method(nn.Module):
     spec: ClassVar[MethodSpec]
-    # Copied from `spec` by every subclass that sets one (a subclass may rename itself).
+    # Copied from `spec` by every subclass that sets one.
     name: ClassVar[str]
     defaults: ClassVar[OptimDefaults]
-    options: ClassVar[dict[str, MethodOption]] = {}
     needs_shards: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -81,14 +84,13 @@ class Method(nn.Module):
         if "spec" in cls.__dict__:
             spec = cls.spec
             cls.name, cls.defaults, cls.needs_shards = spec.name, spec.defaults, spec.needs_shards
-            cls.options = dict(spec.options)
 
-    def __init__(self, backbone: AlexNet, options: dict[str, Any]) -> None:
+    def __init__(self, backbone: AlexNet, options: Any = None) -> None:
         super().__init__()
         self.backbone = backbone
-        self.method_options = {k: options.get(k, o.default) for k, o in self.options.items()}
+        self.options = self.spec.options() if options is None else options
 
-    def forward(self, images: torch.Tensor, batch: dict) -> StepOutput:
+    def forward(self, images: torch.Tensor, batch: Batch) -> StepOutput:
         raise NotImplementedError
 
     def parameter_groups(self) -> list[dict]:
@@ -116,11 +118,11 @@ class Method(nn.Module):
         """Raise InputError if the run's own files that a resume reads are damaged; called
         before the resume writes anything."""
 
-    def epoch_data(self, ctx: EpochContext) -> EpochDataset | None:
-        """This epoch's draws (image, index, label), or None to stream the shards.
+    def epoch_data(self, ctx: EpochContext) -> torch.utils.data.Dataset | None:
+        """This epoch's draws (image, index, label, error), or None to stream the shards.
 
         Called after `on_epoch_start`. The loop splits the draws between ranks, batches
-        them and passes each batch's labels to `forward` as `batch["label"]`.
+        them and passes each batch's labels to `forward` as `batch.label`.
         """
         return None
 
@@ -139,10 +141,3 @@ class Method(nn.Module):
         """Called after each epoch, before its record and checkpoint are written; may fill
         `ctx.record` and set `ctx.stop` (the same on every rank)."""
 
-
-METHODS: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    METHODS[cls.name] = cls
-    return cls

@@ -1,0 +1,66 @@
+"""The optimiser block: batch, epochs, SGD's settings and the step decay of the learning rate.
+
+Declared once and used by `sslx train` (`OptimConfig`, whose defaults are each method's,
+from its paper) and `sslx probe` (`ProbeConfig`, the paper's probe protocol). Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sslx import settings
+from sslx.errors import InputError
+from sslx.settings import FREE, Setting
+
+
+def parse_milestones(text: str | tuple[int, ...]) -> tuple[int, ...]:
+    """`--lr-milestones 15,30,45` -> (15, 30, 45); epochs are non-negative."""
+    if isinstance(text, tuple):
+        return text
+    try:
+        epochs = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"--lr-milestones must be comma-separated epochs (got {text!r})") from None
+    if any(e < 0 for e in epochs):
+        raise InputError(f"--lr-milestones must be epochs >= 0 (got {text!r})")
+    return epochs
+
+
+def spell_epochs(epochs: tuple[int, ...]) -> str:
+    return ",".join(str(e) for e in epochs)
+
+
+BATCH_SIZE = Setting(
+    "Images per step: the global batch, split evenly over ranks.", int, unit="IMAGES", low=1
+)
+EPOCHS = Setting("Epochs.", int, unit="N", low=1, resume=FREE)
+LR = Setting("Learning rate.", float, low=0, open_low=True)
+MOMENTUM = Setting("SGD momentum (Adam's beta1 for bigan).", float, low=0, high=1)
+WEIGHT_DECAY = Setting("Weight decay.", float, low=0)
+NESTEROV = Setting("Nesterov momentum.", bool)
+LR_MILESTONES = Setting(
+    "Epochs at which the LR is multiplied by --lr-gamma, e.g. 15,30,45.",
+    str,
+    unit="EPOCHS",
+    parse=parse_milestones,
+    spell=spell_epochs,
+)
+LR_GAMMA = Setting("LR decay factor at each milestone.", float, low=0, open_low=True)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """A training run's optimiser and schedule; `momentum` is SGD's, or Adam's beta1 for
+    methods that use Adam."""
+
+    batch_size: int = BATCH_SIZE.field()
+    epochs: int = EPOCHS.field()
+    lr: float = LR.field()
+    momentum: float = MOMENTUM.field()
+    weight_decay: float = WEIGHT_DECAY.field()
+    nesterov: bool = NESTEROV.field()
+    lr_milestones: tuple[int, ...] = LR_MILESTONES.field()
+    lr_gamma: float = LR_GAMMA.field()
+
+    def __post_init__(self) -> None:
+        settings.check(self)

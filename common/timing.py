@@ -1,0 +1,55 @@
+"""Projected time: what a run or a probe will take, said after a few steps. Shared by
+`sslx train` and `sslx probe`; it only measures, it never changes what a run computes."""
+
+from __future__ import annotations
+
+import time
+
+# Steps whose time is measured for the projection; the first step (loader start-up,
+# allocations, k-means warm-up) is left out.
+MEASURED_STEPS = 5
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+
+class StepTimer:
+    """Projects the time per epoch and for the rest of a run from the steps after the first.
+
+    `tick()` is called after every step; it returns the projection line once, after
+    `MEASURED_STEPS` measured steps (or at the epoch's last step, if that comes first)."""
+
+    def __init__(self, steps_per_epoch: int, steps_left: int, what: str = "run") -> None:
+        self.steps_per_epoch = steps_per_epoch
+        self.steps_left = steps_left  # steps of the whole run still to go, this one included
+        self.what = what
+        self.seen = 0
+        self.started: float | None = None
+        self.done = False
+
+    def tick(self) -> str | None:
+        if self.done:
+            return None
+        self.seen += 1
+        now = time.perf_counter()
+        if self.seen == 1:
+            self.started = now
+            return None
+        measured = self.seen - 1
+        if measured < MEASURED_STEPS and self.seen < min(self.steps_per_epoch, self.steps_left):
+            return None
+        self.done = True
+        per_step = (now - self.started) / measured
+        left = per_step * (self.steps_left - self.seen)
+        return (
+            f"sslx: {per_step:.2f} s/step: about {format_seconds(per_step * self.steps_per_epoch)}"
+            f" per epoch, {format_seconds(left)} left for the {self.what} "
+            f"(measured on {measured} steps)"
+        )

@@ -1,0 +1,109 @@
+"""What decides a probe's result (`ProbeConfig`) and how it runs (`ProbeOptions`), each
+field declared once; the optimiser settings are train's (`sslx.common.optim`), with the
+paper's probe protocol as defaults (yukimasano/linear-probes). Torch-free, for `--help`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sslx import settings
+from sslx.common.optim import (
+    BATCH_SIZE,
+    EPOCHS,
+    LR,
+    LR_GAMMA,
+    LR_MILESTONES,
+    MOMENTUM,
+    WEIGHT_DECAY,
+)
+from sslx.common.sampling import CROP_SCALE_MIN
+from sslx.errors import InputError
+from sslx.options import DEVICE, QUIET, SEED, WORKERS
+from sslx.settings import FREE, declare
+from sslx.train.model import CONV_LAYERS, parse_layers, spell_layers
+
+
+def _layers(text: str | tuple[str, ...]) -> tuple[str, ...]:
+    return parse_layers(text, "--layers", at_least_one=True)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """Everything that decides a probe's result (`epochs` may grow on a rerun)."""
+
+    layers: tuple[str, ...] = declare(
+        CONV_LAYERS,
+        help="Comma-separated taps to probe.",
+        unit="LAYERS",
+        parse=_layers,
+        spell=spell_layers,
+    )
+    epochs: int = EPOCHS.field(36)
+    batch_size: int = BATCH_SIZE.field(192)
+    lr: float = LR.field(0.01)
+    momentum: float = MOMENTUM.field(0.9)
+    weight_decay: float = WEIGHT_DECAY.field(1e-5)
+    lr_milestones: tuple[int, ...] = LR_MILESTONES.field((10, 20, 30))
+    lr_gamma: float = LR_GAMMA.field(0.1)
+    augment: bool = declare(
+        True, help="RandomResizedCrop + flip in training (streaming path only).", type=bool
+    )
+    crop_scale_min: float = CROP_SCALE_MIN.field(0.08)
+    crop_ratio: float = declare(
+        0.875,
+        help="Evaluation: resize the short side to size / ratio, then centre-crop.",
+        type=float,
+        unit="RATIO",
+        low=0,
+        high=1,
+        open_low=True,
+    )
+    ten_crop: bool = declare(
+        True,
+        help="Evaluate on ten crops (corners, centre and their mirrors; logits averaged), "
+        "as the paper's probe code does, or on one centre crop.",
+        type=bool,
+        flag="--ten-crop/--single-crop",
+    )
+    cache_features: bool = declare(
+        False,
+        help="Extract pooled features once, without augmentation, as float16, and train "
+        "the probes on them: much faster on CPU.",
+        type=bool,
+        switch=False,
+    )
+    seed: int = SEED.field(0)
+
+    def __post_init__(self) -> None:
+        settings.check(self)
+        if self.batch_size < 2:  # the probes' BatchNorm needs two samples
+            raise InputError(f"--batch-size must be at least 2 (got {self.batch_size})")
+        if self.cache_features and self.augment:
+            # The cache is extracted once without augmentation: record what is used.
+            object.__setattr__(self, "augment", False)
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How a probe runs; none of these change its result."""
+
+    workers: int | None = WORKERS.field(None)  # None: 1 on CPU, every core but one on a GPU
+    device: str = DEVICE.field("auto")
+    cache_dir: Path | None = declare(
+        None,
+        help="[--cache-features] keep the cache in memory-mapped files here (reused by a "
+        "rerun) instead of in memory.",
+        type=Path,
+        unit="DIR",
+        resume=FREE,
+    )
+    quiet: bool = QUIET.field(False)
+
+    def __post_init__(self) -> None:
+        settings.check(self)
+
+    @property
+    def progress(self) -> bool:
+        return not self.quiet

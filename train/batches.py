@@ -1,0 +1,143 @@
+"""The batch a training step takes, made in one place (`Batch.of`), and the loaders of
+draws: a map-style dataset whose item `i` is `(image uint8 HWC | None, sample index,
+label, error | None)`, batched in a fixed order.
+
+`rank_batches` splits an epoch's draws between ranks in contiguous stretches and batches
+them (each rank takes its share of the global batch); the DataLoader hands whole batches
+to its workers in turn, so the batches and their order do not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from sslx.errors import InputError
+
+
+@dataclass
+class Batch:
+    """Images of one step and what is known about them. On the host `image` is uint8
+    (b, S, S, 3); `to(device)` gives the model's view, uint8 (b, 3, S, S) on the device
+    (channels-last in memory, so the move is one copy)."""
+
+    image: torch.Tensor
+    index: torch.Tensor  # int64 (b,): the samples' global indices
+    label: torch.Tensor | None = None  # int64 (b,), for methods that train on labels
+    bad: int = 0  # unreadable samples left out of this batch (and before it)
+    errors: list[str] = field(default_factory=list)  # what was unreadable, one line each
+
+    @classmethod
+    def of(
+        cls,
+        images: Sequence[np.ndarray],
+        indices: Sequence[int],
+        labels: Sequence[int] | None = None,
+        *,
+        size: int = 0,
+        bad: int = 0,
+        errors: Sequence[str] = (),
+    ) -> Batch:
+        """The batch of decoded images (RGB uint8 HWC, all size x size)."""
+        empty = np.zeros((0, size, size, 3), np.uint8)
+        array = np.stack(images) if len(images) else empty
+        label = None if labels is None else torch.tensor(list(labels), dtype=torch.int64)
+        return cls(
+            torch.from_numpy(array),
+            torch.tensor(list(indices), dtype=torch.int64),
+            label,
+            bad,
+            list(errors),
+        )
+
+    def __len__(self) -> int:
+        return int(self.image.shape[0])
+
+    def pin_memory(self) -> Batch:  # the DataLoader's pin_memory calls it
+        label = None if self.label is None else self.label.pin_memory()
+        return Batch(self.image.pin_memory(), self.index.pin_memory(), label, self.bad, self.errors)
+
+    def to(self, device: torch.device) -> Batch:
+        """On the device, with images as (b, 3, S, S) views of the channels-last data."""
+        image = self.image.to(device, non_blocking=True).permute(0, 3, 1, 2)
+        label = None if self.label is None else self.label.to(device, non_blocking=True)
+        return Batch(image, self.index.to(device, non_blocking=True), label, self.bad, self.errors)
+
+
+def collate_draws(items: list[tuple]) -> Batch:
+    """Draws -> one `Batch`; unreadable draws are counted and reported, not batched."""
+    good = [it for it in items if it[0] is not None]
+    return Batch.of(
+        [it[0] for it in good],
+        [it[1] for it in good],
+        [it[2] for it in good],
+        bad=len(items) - len(good),
+        errors=[it[3] for it in items if it[3] is not None],
+    )
+
+
+def rank_batch_size(batch_size: int, world_size: int) -> int:
+    """Each rank's share of the global batch; one that does not divide evenly is refused."""
+    if batch_size % world_size:
+        raise InputError(
+            f"--batch-size {batch_size} (the global batch) does not divide evenly over "
+            f"{world_size} ranks"
+        )
+    return batch_size // world_size
+
+
+def steps_per_epoch(num_samples: int, batch_size: int) -> int:
+    """Steps of one epoch for a global batch: the same on every rank count."""
+    return num_samples // batch_size
+
+
+def rank_share(n: int, rank: int, world_size: int) -> range:
+    """Rank `rank`'s contiguous stretch of n items (the ranks' stretches tile range(n))."""
+    return range(rank * n // world_size, (rank + 1) * n // world_size)
+
+
+def rank_batches(
+    length: int, batch_size: int, rank: int, world_size: int, start_step: int = 0
+) -> list[list[int]]:
+    """This rank's batches of draw positions: a contiguous stretch, minus `start_step`;
+    `batch_size` is the global batch, each batch holds this rank's share of it."""
+    steps = steps_per_epoch(length, batch_size)
+    b = rank_batch_size(batch_size, world_size)
+    start = rank * length // world_size
+    return [list(range(start + s * b, start + (s + 1) * b)) for s in range(start_step, steps)]
+
+
+def in_order(items: Sequence[int], batch_size: int) -> list[list[int]]:
+    """`items` cut into batches of `batch_size`, in order (the last one shorter)."""
+    items = list(items)
+    return [items[a : a + batch_size] for a in range(0, len(items), batch_size)]
+
+
+def init_loader_worker(_: int) -> None:
+    """One decode thread per worker; Ctrl-C is the main process's to handle (it saves)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def epoch_loader(
+    dataset: torch.utils.data.Dataset,
+    batches: list[list[int]],
+    workers: int,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
+    """Batches of draws in the given order, decoded by `workers` processes."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        collate_fn=collate_draws,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=init_loader_worker,
+        prefetch_factor=4 if workers > 0 else None,
+    )

@@ -1,0 +1,4 @@
+"""DeepCluster (Caron, Bojanowski, Joulin & Douze, ECCV 2018): `spec` (torch-free),
+`method` (the plug-in), `clustering` (the streamed PCA and the clustering step over
+ranks), `kmeans` (the FAISS and torch backends, and the choice between them) and
+`shard_index` (random access into the shards, for its per-epoch draws)."""

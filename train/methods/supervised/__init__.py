@@ -1,0 +1,1 @@
+"""Full supervision, the paper's reference row: `spec` (torch-free) and `method`."""
