@@ -76,8 +76,12 @@ PREVIEW = Setting(
 
 @cli.command()
 @settings.option("images", IMAGES, default_text="the built-in Hubble Deep Field")
-@settings.option("out", OUT, required=True, note="The folder for the shards and manifest.json "
-                 "(empty, or a resume).")  # fmt: skip
+@settings.option(
+    "out",
+    OUT,
+    required=True,
+    note="The folder for the shards and manifest.json (empty, or a resume).",
+)
 @settings.option(
     "workers",
     WORKERS,

@@ -48,11 +48,3 @@ def check_out_apart(out: Path, inputs: list[tuple[str, Path | str | None]]) -> N
             raise InputError(
                 f"--out {out} overlaps the input {flag} {path}; choose an --out outside it"
             )
-
-
-def check_range(value: int, flag: str, low: int, high: int | None = None) -> int:
-    """An integer option within [low, high] (high None: no upper bound)."""
-    if value < low or (high is not None and value > high):
-        bound = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise InputError(f"{flag} must be {bound} (got {value})")
-    return value

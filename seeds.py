@@ -57,12 +57,3 @@ def uniforms(seed: int, stream: str, epoch: int, indices, n: int) -> np.ndarray:
 def patch_uniforms(seed: int, index: int, n: int) -> np.ndarray:
     """The uniforms that decide generated patch `index` (sslx generate's own key)."""
     return np.random.default_rng(np.random.SeedSequence((int(seed), int(index)))).random(n)
-
-
-def check_seed(seed: int, flag: str = "--seed") -> int:
-    """Seeds are the entropy of a SeedSequence: non-negative integers."""
-    from sslx.errors import InputError
-
-    if int(seed) < 0:
-        raise InputError(f"{flag} must be >= 0 (got {seed})")
-    return int(seed)

@@ -39,8 +39,12 @@ def main() -> None:
     cases = {"python -c pass": [sys.executable, "-c", "pass"]}
     for command in COMMANDS:
         cases[" ".join(["sslx", *command, "--help"])] = [
-            sys.executable, "-m", "sslx.cli", *command, "--help"
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "sslx.cli",
+            *command,
+            "--help",
+        ]
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):  # interleaved, so load on the machine hits all alike
         for name, argv in cases.items():
@@ -48,8 +52,10 @@ def main() -> None:
     medians = {name: statistics.median(t) for name, t in times.items()}
     bare = medians["python -c pass"]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"# {date.today()}, {platform.machine()}, {cores} cores, Python "
-          f"{platform.python_version()}, median of {args.repeats} runs")  # fmt: skip
+    print(
+        f"# {date.today()}, {platform.machine()}, {cores} cores, Python "
+        f"{platform.python_version()}, median of {args.repeats} runs"
+    )
     print("| command | median s | / bare python start |")
     print("| --- | ---: | ---: |")
     for name, median in medians.items():

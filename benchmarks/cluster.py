@@ -38,8 +38,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--n", type=int, default=100_000, help="samples")
     p.add_argument("--dim", type=int, default=4096, help="feature width (fc7)")
     p.add_argument("--k", type=int, default=1000, help="clusters")
-    p.add_argument("--fit-rows", type=int, nargs="*", default=[20_000, 10_000],
-                   help="PCA fitted on this many random rows, besides all of them")  # fmt: skip
+    p.add_argument(
+        "--fit-rows",
+        type=int,
+        nargs="*",
+        default=[20_000, 10_000],
+        help="PCA fitted on this many random rows, besides all of them",
+    )
     return p.parse_args()
 
 
@@ -75,11 +80,15 @@ def main() -> None:
     args = parse_args()
     threads = len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
-    print(f"# sslx clustering benchmark, {date.today()}, {platform.machine()}, {threads} cores, "
-          f"torch {torch.__version__}")  # fmt: skip
+    print(
+        f"# sslx clustering benchmark, {date.today()}, {platform.machine()}, {threads} cores, "
+        f"torch {torch.__version__}"
+    )
     x = features(args.n, args.dim, args.k)
-    print(f"features: {args.n} x {args.dim}, {args.k} true centres; k = {args.k}, "
-          f"20 iterations, PCA to 256\n")  # fmt: skip
+    print(
+        f"features: {args.n} x {args.dim}, {args.k} true centres; k = {args.k}, "
+        f"20 iterations, PCA to 256\n"
+    )
 
     print("## the whole step (FAISS k-means)")
     print(
@@ -93,25 +102,34 @@ def main() -> None:
     reference = objective_in(space, full.assignments)
     rows = [("all rows", full)]
     for fit_rows in args.fit_rows:
-        rows.append((f"{fit_rows} rows", cluster(x, args.k, seed=0, backend="faiss",
-                                                 pca_fit_rows=fit_rows)))  # fmt: skip
+        rows.append(
+            (f"{fit_rows} rows", cluster(x, args.k, seed=0, backend="faiss", pca_fit_rows=fit_rows))
+        )
     for label, r in rows:
         pca_s = r.seconds_features + r.seconds_pca  # streaming statistics, eigenvectors, projection
         score = objective_in(space, r.assignments)
         nmi = normalized_mutual_info_score(full.assignments, r.assignments)
-        print(f"| {label} | {pca_s:.2f} | {r.seconds_kmeans:.2f} "
-              f"| {pca_s + r.seconds_kmeans:.2f} | {score:.1f} ({score / reference:.3f}) "
-              f"| {nmi:.3f} |")  # fmt: skip
+        print(
+            f"| {label} | {pca_s:.2f} | {r.seconds_kmeans:.2f} "
+            f"| {pca_s + r.seconds_kmeans:.2f} | {score:.1f} ({score / reference:.3f}) "
+            f"| {nmi:.3f} |"
+        )
 
     print("\n## k-means alone on the same whitened 256-d data (20 iterations + assignment)")
     print("| backend | s | s / iteration | objective | time vs FAISS |\n|---|---|---|---|---|")
     data = space.numpy()
     (_, faiss_obj), faiss_s = timed(lambda: kmeans_faiss(data, args.k, 20, seed=0))
     (_, torch_obj), torch_s = timed(lambda: kmeans_torch(space, args.k, 20, seed=0))
-    sk, sk_s = timed(lambda: KMeans(args.k, init="random", n_init=1, max_iter=20, tol=0,
-                                    algorithm="lloyd", random_state=0).fit(data))  # fmt: skip
-    for name, s, obj in (("FAISS (CPU)", faiss_s, faiss_obj), ("torch (CPU)", torch_s, torch_obj),
-                         ("scikit-learn KMeans", sk_s, float(sk.inertia_))):  # fmt: skip
+    sk, sk_s = timed(
+        lambda: KMeans(
+            args.k, init="random", n_init=1, max_iter=20, tol=0, algorithm="lloyd", random_state=0
+        ).fit(data)
+    )
+    for name, s, obj in (
+        ("FAISS (CPU)", faiss_s, faiss_obj),
+        ("torch (CPU)", torch_s, torch_obj),
+        ("scikit-learn KMeans", sk_s, float(sk.inertia_)),
+    ):
         print(f"| {name} | {s:.2f} | {s / 20:.3f} | {obj:.1f} | {s / faiss_s:.2f} |")
 
 

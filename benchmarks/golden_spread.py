@@ -48,7 +48,7 @@ SETTINGS = {
 def run(dtype: str, env: dict[str, str], dump: Path) -> dict:
     environ = {**os.environ, **env, "SSLX_GOLDEN_DTYPE": dtype, "SSLX_GOLDEN_DUMP": str(dump)}
     test = "tests/test_golden.py::test_short_rotnet_run_gives_the_recorded_weights"
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
+    argv = [sys.executable, *"-m pytest -q -p no:cacheprovider".split(), test]
     # The test itself may fail (float32 is not what was recorded): only the dump matters.
     subprocess.run(argv, cwd=REPO, env=environ, capture_output=True, text=True, check=False)
     return json.loads(dump.read_text())
@@ -69,8 +69,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dtypes", default="float64,float32", help="comma-separated dtypes")
     args = p.parse_args()
-    print(f"# {date.today()}, {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"torch {__import__('torch').__version__}")
+    print(
+        f"# {date.today()}, {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"torch {__import__('torch').__version__}"
+    )
     print("| dtype | setting | max deviation / scale | init, crops, samples, pixels equal |")
     print("| --- | --- | ---: | --- |")
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,19 +31,16 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import torch
-import yaml
+from gpu_report import TRAIN_HEADER, environment, train_row  # benchmarks/gpu_report.py
 
 from sslx.common.device import default_workers, usable_cores
 
@@ -74,8 +71,25 @@ class Sizes:
     probe_batch: int | None
 
 
-FULL = Sizes(100_000, 256, 224, 64, None, None, 200, 20, 10_000, 256,
-             IMAGENET_TRAIN, 4096, 10_000, 20, 256, None, None)  # fmt: skip
+FULL = Sizes(
+    patches=100_000,
+    patch_size=256,
+    size=224,
+    gan_size=64,
+    width=None,
+    batch=None,
+    steps=200,
+    log_every=20,
+    clusters=10_000,
+    pca_dim=256,
+    cluster_n=IMAGENET_TRAIN,
+    cluster_width=4096,
+    cluster_k=10_000,
+    cluster_iterations=20,
+    cluster_batch=256,
+    probe_per_class=None,
+    probe_batch=None,
+)
 QUICK = Sizes(400, 64, 64, 64, 256, 16, 6, 2, 20, 16, 4000, 256, 40, 5, 64, 6, 16)
 
 
@@ -84,13 +98,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("gpu-report.md"), help="markdown report")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--quick", action="store_true", help="tiny sizes, to check the script")
-    p.add_argument("--imagenette", type=Path,
-                   default=SHARED_DATA / "imagenette-train.tar.gz",
-                   help="Imagenette archive (supervised run and probe)")  # fmt: skip
+    p.add_argument(
+        "--imagenette",
+        type=Path,
+        default=SHARED_DATA / "imagenette-train.tar.gz",
+        help="Imagenette archive (supervised run and probe)",
+    )
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
-    p.add_argument("--budget", type=float,
-                   help="seconds; a step that would start later is skipped "
-                        "(default: 570, or 1500 with --quick)")  # fmt: skip
+    p.add_argument(
+        "--budget",
+        type=float,
+        help="seconds; a step that would start later is skipped "
+        "(default: 570, or 1500 with --quick)",
+    )
     return p.parse_args()
 
 
@@ -148,35 +168,10 @@ class Bench:
         self.args.out.write_text(text)
 
 
-def environment(device: torch.device, workers: int, quick: bool) -> str:
-    from sslx.train.methods.deepcluster.kmeans import _faiss, faiss_gpu_problem
-
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"CPU ({platform.processor() or platform.machine()})"
-    faiss = _faiss()
-    if faiss is None:
-        faiss_line = "not installed (k-means on torch)"
-    elif device.type == "cuda":
-        problem = faiss_gpu_problem(device.index or 0)
-        faiss_line = f"{faiss.__version__}, GPU path: {problem or 'works'}"
-    else:
-        faiss_line = f"{faiss.__version__} (CPU)"
-    wds = "installed" if importlib.util.find_spec("webdataset") else "missing"
-    return "\n".join([
-        f"# sslx on {name}{' (--quick: tiny sizes, not a measurement)' if quick else ''}",
-        "",
-        f"{date.today()}, {platform.machine()}, {usable_cores()} usable cores, Python "
-        f"{platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
-        f"faiss {faiss_line}, webdataset {wds}; loader workers per run: {workers}.",
-    ])  # fmt: skip
-
-
 def generate(b: Bench) -> Path | None:
     s, out = b.sizes, b.work / "shards"
-    cmd = [sys.executable, "-m", "sslx.cli", "generate", "--n", str(s.patches), "--size",
-           str(s.patch_size), "--out", str(out), "--quiet"]  # fmt: skip
+    flags = f"--n {s.patches} --size {s.patch_size} --quiet".split()
+    cmd = [sys.executable, *"-m sslx.cli generate".split(), *flags, "--out", str(out)]
     if s.patches < 5000:
         cmd += ["--shard-size", str(max(1, s.patches // 4))]
     t0 = time.perf_counter()
@@ -211,12 +206,6 @@ def imagenette(b: Bench) -> Path | None:
     return subset
 
 
-TRAIN_HEADER = (
-    "| method | px | batch | compile | img/s | data wait | GPU util | peak GPU memory "
-    "| clustering s (features, PCA, k-means) |\n|---|---|---|---|---|---|---|---|---|"
-)
-
-
 def train_runs(b: Bench, shards: Path, labelled: Path | None, compile_: bool) -> list[str]:
     s, rows = b.sizes, []
     methods = ("rotnet", "deepcluster", "bigan", "supervised")
@@ -225,10 +214,11 @@ def train_runs(b: Bench, shards: Path, labelled: Path | None, compile_: bool) ->
     for method in methods:
         size = s.gan_size if method == "bigan" else s.size
         run = b.work / "runs" / f"{method}{'-compiled' if compile_ else ''}"
-        argv = ["train", "--method", method, "--size", str(size), "--out", str(run),
-                "--max-steps", str(s.steps), "--log-every", str(s.log_every),
-                "--checkpoint-every", "1000000", "--workers", str(b.workers),
-                "--device", b.device.type, "--quiet"]  # fmt: skip
+        flags = (
+            f"--method {method} --size {size} --max-steps {s.steps} --log-every {s.log_every} "
+            f"--checkpoint-every 1000000 --workers {b.workers} --device {b.device.type} --quiet"
+        )
+        argv = ["train", *flags.split(), "--out", str(run)]
         if method == "supervised":
             if labelled is None:
                 continue
@@ -248,39 +238,22 @@ def train_runs(b: Bench, shards: Path, labelled: Path | None, compile_: bool) ->
     return rows
 
 
-def train_row(method: str, size: int, compile_: bool, run: Path, result: dict) -> str:
-    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "img_per_s" in r]
-    steady = [r["img_per_s"] for r in steps[2:]] or [r["img_per_s"] for r in steps[-1:]]
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    wait = result["wait_seconds"] / result["steady_seconds"] if result["steady_seconds"] else None
-    util = result.get("util") or []
-    peak = result.get("peak_bytes")
-    clustering = next((r for r in records if r.get("event") == "clustering"), None)
-    cells = [
-        method, str(size), str(config["optim"]["batch_size"]), "yes" if compile_ else "no",
-        f"{statistics.median(steady):,.0f}" if steady else "-",
-        f"{wait:.0%}" if wait is not None else "-",
-        f"{statistics.mean(util):.0f}% ({len(util)} samples)" if util else "-",
-        f"{peak / 2**30:.1f} GiB" if peak else "-",
-        "{:.1f}, {:.1f}, {:.1f} ({})".format(
-            clustering["seconds_features"], clustering["seconds_pca"],
-            clustering["seconds_kmeans"], clustering["kmeans_backend"],
-        ) if clustering else "",
-    ]  # fmt: skip
-    return "| " + " | ".join(cells) + " |"
-
-
 def clustering(b: Bench) -> None:
     s, rows = b.sizes, []
     for backend in ("torch", "faiss"):
         if backend == "faiss" and importlib.util.find_spec("faiss") is None:
             b.skip("clustering step with FAISS: faiss is not installed")
             continue
-        spec = {"device": str(b.device), "backend": backend, "n": s.cluster_n,
-                "width": s.cluster_width, "k": s.cluster_k, "pca_dim": s.pca_dim if
-                b.args.quick else 256, "iterations": s.cluster_iterations,
-                "batch": s.cluster_batch}  # fmt: skip
+        spec = {
+            "device": str(b.device),
+            "backend": backend,
+            "n": s.cluster_n,
+            "width": s.cluster_width,
+            "k": s.cluster_k,
+            "pca_dim": s.pca_dim if b.args.quick else 256,
+            "iterations": s.cluster_iterations,
+            "batch": s.cluster_batch,
+        }
         r = b.child("cluster", spec, f"clustering step {backend}", cap=300)
         if r is None:
             continue
@@ -311,9 +284,12 @@ def probe(b: Bench, labelled: Path | None) -> None:
     if labelled is None:
         return
     out = b.work / "probe"
-    cmd = [sys.executable, "-m", "sslx.cli", "probe", "--random-init", "--size", str(b.sizes.size),
-           "--data-dir", str(labelled), "--epochs", "1", "--workers", str(b.workers),
-           "--device", b.device.type, "--out", str(out), "--quiet"]  # fmt: skip
+    flags = (
+        f"--random-init --size {b.sizes.size} --epochs 1 --workers {b.workers} "
+        f"--device {b.device.type} --quiet"
+    )
+    cmd = [sys.executable, "-m", "sslx.cli", "probe", *flags.split()]
+    cmd += ["--data-dir", str(labelled), "--out", str(out)]
     cmd += ["--batch-size", str(b.sizes.probe_batch)] if b.sizes.probe_batch else []
     if b.run(cmd, "sslx probe", 300) is None:
         return
@@ -343,8 +319,11 @@ def main() -> None:
         labelled = imagenette(b)
         trains = importlib.util.find_spec("webdataset") is not None and shards is not None
         if not trains:
-            b.skip("training: sslx train needs webdataset (the shard reader imports it)"
-                   if shards is not None else "training: no shards")  # fmt: skip
+            b.skip(
+                "training: sslx train needs webdataset (the shard reader imports it)"
+                if shards is not None
+                else "training: no shards"
+            )
         index = len(b.sections)
         rows = train_runs(b, shards, labelled, compile_=False) if trains else []
         b.write()
@@ -354,9 +333,11 @@ def main() -> None:
         b.write()
         rows += train_runs(b, shards, labelled, compile_=True) if trains else []
         if rows:
-            note = ("bf16 autocast and channels_last on CUDA; img/s is the median of the "
-                    "metrics.jsonl records after the first two; data wait is the share of "
-                    "the steady-state step interval spent waiting for the next batch")  # fmt: skip
+            note = (
+                "bf16 autocast and channels_last on CUDA; img/s is the median of the "
+                "metrics.jsonl records after the first two; data wait is the share of "
+                "the steady-state step interval spent waiting for the next batch"
+            )
             b.sections.insert(
                 index, f"## sslx train\n\n{note}.\n\n{TRAIN_HEADER}\n" + "\n".join(rows)
             )

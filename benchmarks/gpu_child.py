@@ -149,8 +149,9 @@ def run_cluster(spec: dict) -> dict:
 
     device = torch.device(spec["device"])
     if device.type == "cuda":  # "cuda" names no index: the current device
-        device = torch.device("cuda", torch.cuda.current_device() if device.index is None
-                              else device.index)  # fmt: skip
+        device = torch.device(
+            "cuda", torch.cuda.current_device() if device.index is None else device.index
+        )
         torch.cuda.set_device(device)
     backend = resolve_backend(spec["backend"], device)
     if spec["backend"] == "faiss" and device.type == "cuda" and backend.gpu is None:
@@ -158,10 +159,17 @@ def run_cluster(spec: dict) -> dict:
     n, width, k, batch = spec["n"], spec["width"], spec["k"], spec["batch"]
     t0 = time.perf_counter()
     labels, result = cluster_step(
-        synthetic_batches(n, width, k, batch, device), [n], k, width=width, device=device,
-        batch=batch, pca_dim=spec["pca_dim"], iterations=spec["iterations"], seed=0,
+        synthetic_batches(n, width, k, batch, device),
+        [n],
+        k,
+        width=width,
+        device=device,
+        batch=batch,
+        pca_dim=spec["pca_dim"],
+        iterations=spec["iterations"],
+        seed=0,
         backend=backend,
-    )  # fmt: skip
+    )
     out = {
         "backend": backend.name,
         "kmeans_device": str(backend.device),

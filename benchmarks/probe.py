@@ -52,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=36, help="probe epochs (protocol: 36)")
     p.add_argument("--subset", type=int, default=3000, help="images in the per-epoch comparison")
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
-    return p.parse_args()  # fmt: skip
+    return p.parse_args()
 
 
 def ensure_data(path: Path) -> Path:
@@ -68,11 +68,15 @@ def main() -> None:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     data = load_labelled("cifar10", ensure_data(args.data), val_fraction=0.1, split_seed=0)
     net = random_network(ModelConfig(input_size=args.size, conv1_stride=args.conv1_stride), 0)
-    options = ProbeOptions(workers=args.workers, progress=False)
-    print(f"# sslx probe benchmark, {date.today()}, {platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}")  # fmt: skip
-    print(f"data: {len(data.train)} train / {len(data.val)} val; network: random init, "
-          f"{args.size} px, conv1 stride {net.model.config.conv1_stride}\n")  # fmt: skip
+    options = ProbeOptions(workers=args.workers, quiet=True)
+    print(
+        f"# sslx probe benchmark, {date.today()}, {platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}"
+    )
+    print(
+        f"data: {len(data.train)} train / {len(data.val)} val; network: random init, "
+        f"{args.size} px, conv1 stride {net.model.config.conv1_stride}\n"
+    )
 
     config = ProbeConfig(epochs=args.epochs, crop_ratio=1.0, cache_features=True)
     t0 = time.perf_counter()
@@ -82,13 +86,19 @@ def main() -> None:
     print("## cached path, all 5 layers, the full protocol")
     print("| extract s | train s | evaluate s | total s | total vs 10 min target |")
     print("|---|---|---|---|---|")
-    print(f"| {s['extract']:.1f} | {s['train']:.1f} | {s['evaluate']:.1f} | {total:.1f} "
-          f"| {total / 600:.2f} |\n")  # fmt: skip
+    print(
+        f"| {s['extract']:.1f} | {s['train']:.1f} | {s['evaluate']:.1f} | {total:.1f} "
+        f"| {total / 600:.2f} |\n"
+    )
     print(markdown_table([result], "top1") + "\n")
 
     n = min(args.subset, len(data.train))
-    small = LabelledSplit(Subset(data.train, range(n)), Subset(data.val, range(200)), data.classes,
-                      {**data.info, "subset": n})  # fmt: skip
+    small = LabelledSplit(
+        Subset(data.train, range(n)),
+        Subset(data.val, range(200)),
+        data.classes,
+        {**data.info, "subset": n},
+    )
     one = {"epochs": 1, "crop_ratio": 1.0}
     t0 = time.perf_counter()
     probe_network(net, small, ProbeConfig(**one), options)
@@ -96,11 +106,15 @@ def main() -> None:
     cached = probe_network(net, small, ProbeConfig(**one, cache_features=True), options)
     per_epoch = cached.seconds["train"]
     print(f"## one epoch on {n} images")
-    print("| streamed (augmented) s | cached: extract once s | cached: epoch s | "
-          "streamed / cached epoch |")  # fmt: skip
+    print(
+        "| streamed (augmented) s | cached: extract once s | cached: epoch s | "
+        "streamed / cached epoch |"
+    )
     print("|---|---|---|---|")
-    print(f"| {streamed:.1f} | {cached.seconds['extract']:.1f} | {per_epoch:.2f} | "
-          f"{streamed / per_epoch:.1f} |")  # fmt: skip
+    print(
+        f"| {streamed:.1f} | {cached.seconds['extract']:.1f} | {per_epoch:.2f} | "
+        f"{streamed / per_epoch:.1f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -32,13 +32,13 @@ import cv2
 import numpy as np
 import torch
 
-from sslx.datagen import AugmentConfig, GenerateConfig, generate
-from sslx.train.alexnet import AlexNet, ModelConfig
-from sslx.common.optim import OptimConfig
 from sslx.common.crops import CropConfig
+from sslx.datagen import AugmentConfig, GenerateConfig, generate
+from sslx.train.batches import Batch
+from sslx.train.config import TrainConfig
 from sslx.train.data import ShardStream
-from sslx.train.methods.bigan.method import BiGAN
-from sslx.train.methods.rotnet.method import RotNet
+from sslx.train.loop import build_method
+from sslx.train.model import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SSLX_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -48,8 +48,12 @@ DEFAULT_IMAGE = SHARED_DATA / "images" / "ameyoko.jpg"
 def add_shard_args(p: argparse.ArgumentParser) -> None:
     """The shard options both training benchmarks share (train_cpu.py imports this)."""
     p.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photo")
-    p.add_argument("--shards", type=Path, default=REPO / ".cache" / "bench-train-shards",
-                   help="shard folder (generated from --image if missing)")  # fmt: skip
+    p.add_argument(
+        "--shards",
+        type=Path,
+        default=REPO / ".cache" / "bench-train-shards",
+        help="shard folder (generated from --image if missing)",
+    )
     p.add_argument("--n", type=int, default=6000, help="patches to generate if needed")
 
 
@@ -65,8 +69,9 @@ def parse_args() -> argparse.Namespace:
 
 def ensure_shards(args: argparse.Namespace) -> Path:
     if not (args.shards / "manifest.json").exists():
-        config = GenerateConfig(n=args.n, size=256, seed=0, jpeg_quality=90, shard_size=1000,
-                                augment=AugmentConfig())  # fmt: skip
+        config = GenerateConfig(
+            n=args.n, size=256, seed=0, jpeg_quality=90, shard_size=1000, augment=AugmentConfig()
+        )
         generate(config, [args.image], args.shards, workers=2, progress=False)
     return args.shards
 
@@ -85,8 +90,9 @@ def decode_bound(shards: Path, n: int, repeats: int) -> float:
 
 
 def loader_rate(shards: Path, size: int, repeats: int) -> float:
-    stream = ShardStream(shards, batch_size=64, input_size=size, crop=CropConfig(), seed=0,
-                         shuffle_buffer=1000)  # fmt: skip
+    stream = ShardStream(
+        shards, batch_size=64, input_size=size, crop=CropConfig(), seed=0, shuffle_buffer=1000
+    )
     best = 0.0
     for epoch in range(repeats):
         stream.set_epoch(epoch)
@@ -97,17 +103,23 @@ def loader_rate(shards: Path, size: int, repeats: int) -> float:
     return best
 
 
-def train_rate(size: int, width: int, stride: int, batch: int, steps: int) -> float:
-    torch.manual_seed(0)
-    method = RotNet(AlexNet(ModelConfig(input_size=size, classifier_width=width,
-                                        conv1_stride=stride)), {})  # fmt: skip
-    opt = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9)
+def _images(batch: int, size: int) -> tuple[torch.Tensor, Batch]:
+    """Random uint8 images (b, 3, S, S) and their batch, as a step gets them."""
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
-    index = {"index": torch.arange(batch)}
+    return images, Batch(images.permute(0, 2, 3, 1), torch.arange(batch))
+
+
+def train_rate(size: int, width: int, stride: int, batch: int, steps: int) -> float:
+    config = TrainConfig.for_method(
+        "rotnet", shards="", input_size=size, classifier_width=width, conv1_stride=stride
+    )
+    method = build_method(config)
+    opt = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9)
+    images, records = _images(batch, size)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        method(images, index).loss.backward()
+        method(images, records).loss.backward()
         opt.step()
 
     step()  # warm-up
@@ -119,16 +131,22 @@ def train_rate(size: int, width: int, stride: int, batch: int, steps: int) -> fl
 
 def bigan_rate(size: int, batch: int, steps: int) -> float:
     """Steps/s of BiGAN with the paper's settings: G and D at 64 px, E at `size` px."""
-    torch.manual_seed(0)
-    method = BiGAN(AlexNet(ModelConfig(input_size=size)), {})
-    d = BiGAN.defaults
-    opt = method.configure_optimizer(OptimConfig(batch, 1, d.lr, d.momentum, d.weight_decay,
-                                                 False, (), 1.0))  # fmt: skip
-    images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
+    config = TrainConfig.for_method(
+        "bigan",
+        shards="",
+        input_size=size,
+        batch_size=batch,
+        epochs=1,
+        lr_milestones=(),
+        lr_gamma=1.0,
+    )
+    method = build_method(config)
+    opt = method.configure_optimizer(config.optim)
+    images, records = _images(batch, size)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        method(images, {}).loss.backward()
+        method(images, records).loss.backward()
         opt.step()
 
     step()  # warm-up
@@ -141,32 +159,41 @@ def bigan_rate(size: int, batch: int, steps: int) -> float:
 def main() -> None:
     args = parse_args()
     cv2.setNumThreads(1)
-    print(f"# sslx train benchmark, {date.today()}, {platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}")  # fmt: skip
+    print(
+        f"# sslx train benchmark, {date.today()}, {platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}"
+    )
     if args.only in (None, "loader"):
         shards = ensure_shards(args)
         print(f"shards: {shards} (256 px JPEG q90)\n")
         torch.set_num_threads(1)
         bound = decode_bound(shards, 1000, args.repeats)
         print("## loader, one worker (one thread)")
-        print(f"| setting | samples/s | vs decode bound |\n|---|---|---|\n"
-              f"| OpenCV decode only (bound) | {bound:,.0f} | 1.00 |")  # fmt: skip
+        print(
+            f"| setting | samples/s | vs decode bound |\n|---|---|---|\n"
+            f"| OpenCV decode only (bound) | {bound:,.0f} | 1.00 |"
+        )
         for size in (224, 64):
             rate = loader_rate(shards, size, args.repeats)
             print(f"| loader, {size} px crops | {rate:,.0f} | {rate / bound:.2f} |")
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     if args.only in (None, "rotnet"):
-        print(f"\n## RotNet training, batch {args.batch_size} images (x4 rotations), "
-              f"{torch.get_num_threads()} threads")  # fmt: skip
+        print(
+            f"\n## RotNet training, batch {args.batch_size} images (x4 rotations), "
+            f"{torch.get_num_threads()} threads"
+        )
         print("| input | conv1 stride | classifier | steps/s | images/s |\n|---|---|---|---|---|")
         for size, stride in ((64, 2), (64, 4), (224, 4)):
             for width in (4096, 512):
                 rate = train_rate(size, width, stride, args.batch_size, args.steps)
-                print(f"| {size} | {stride} | {width} | {rate:.3f} | "
-                      f"{rate * args.batch_size:.1f} |")  # fmt: skip
+                print(
+                    f"| {size} | {stride} | {width} | {rate:.3f} | {rate * args.batch_size:.1f} |"
+                )
     if args.only in (None, "bigan"):
-        print(f"\n## BiGAN training (E + G + D), batch {args.batch_size} images, "
-              f"{torch.get_num_threads()} threads")  # fmt: skip
+        print(
+            f"\n## BiGAN training (E + G + D), batch {args.batch_size} images, "
+            f"{torch.get_num_threads()} threads"
+        )
         print("| E input (conv1 stride) | G/D | steps/s | images/s |\n|---|---|---|---|")
         for size in (64, 128):
             rate = bigan_rate(size, args.batch_size, args.steps)

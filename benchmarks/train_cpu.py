@@ -40,17 +40,16 @@ from pathlib import Path
 import cv2
 import torch
 
-from sslx.train.alexnet import AlexNet, ModelConfig
-from sslx.common.optim import OptimConfig
 from sslx.common.crops import CropConfig
-from sslx.train.batches import init_loader_worker
+from sslx.train.batches import Batch, init_loader_worker
+from sslx.train.config import TrainConfig
 from sslx.train.data import ShardStream
-from sslx.train.methods import METHODS, Method
-from sslx.train.methods import SPECS
+from sslx.train.loop import build_method
+from sslx.train.methods.base import Method
 from train import add_shard_args, ensure_shards  # benchmarks/train.py
 
 SIZE, BATCH = 64, 64
-MODEL = ModelConfig(input_size=SIZE, classifier_width=512, conv1_stride=4)
+MODEL = {"input_size": SIZE, "classifier_width": 512, "conv1_stride": 4}
 OPTIONS = {"bigan": {"gan_width": 32}, "rotnet": {}}
 
 
@@ -62,8 +61,15 @@ class Setting:
 
     @property
     def name(self) -> str:
-        parts = [n for n, on in (("compile", self.compile), ("channels_last", self.channels_last),
-                                 ("bf16", self.bf16)) if on]  # fmt: skip
+        parts = [
+            n
+            for n, on in (
+                ("compile", self.compile),
+                ("channels_last", self.channels_last),
+                ("bf16", self.bf16),
+            )
+            if on
+        ]
         return " + ".join(parts) or "fp32"
 
 
@@ -76,8 +82,12 @@ class Result:
     update: torch.Tensor  # final minus initial trainable parameters, flattened
 
 
-EAGER = (Setting(), Setting(bf16=True), Setting(channels_last=True),
-         Setting(channels_last=True, bf16=True))  # fmt: skip
+EAGER = (
+    Setting(),
+    Setting(bf16=True),
+    Setting(channels_last=True),
+    Setting(channels_last=True, bf16=True),
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -87,10 +97,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compile here)")
     p.add_argument("--threads", default="2,1", help="torch thread counts, comma-separated")
     p.add_argument("--methods", default="bigan,rotnet", help="methods, comma-separated")
-    p.add_argument("--no-compile", dest="compile", action="store_false",
-                   help="skip torch.compile (needs a C++ compiler; minutes)")  # fmt: skip
-    p.add_argument("--budget", type=float, default=420,
-                   help="seconds after which compiled settings are skipped")  # fmt: skip
+    p.add_argument(
+        "--no-compile",
+        dest="compile",
+        action="store_false",
+        help="skip torch.compile (needs a C++ compiler; minutes)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=420,
+        help="seconds after which compiled settings are skipped",
+    )
     p.add_argument("--repeats", type=int, default=2, help="loader passes; the best is kept")
     p.add_argument("--only", choices=["train", "loader"], help="run one section")
     return p.parse_args()
@@ -98,8 +116,9 @@ def parse_args() -> argparse.Namespace:
 
 def real_batches(shards: Path, count: int) -> list[torch.Tensor]:
     """`count` batches of 64 px train crops, NHWC uint8 as the loader gives them."""
-    stream = ShardStream(shards, batch_size=BATCH, input_size=SIZE, crop=CropConfig(), seed=0,
-                         shuffle_buffer=1000)  # fmt: skip
+    stream = ShardStream(
+        shards, batch_size=BATCH, input_size=SIZE, crop=CropConfig(), seed=0, shuffle_buffer=1000
+    )
     stream.set_epoch(0)
     batches = []
     for batch in stream:
@@ -111,15 +130,23 @@ def real_batches(shards: Path, count: int) -> list[torch.Tensor]:
 
 def build(name: str) -> tuple[Method, torch.optim.Optimizer]:
     """The method as `sslx train` builds it (seeded init, the paper's optimiser)."""
-    torch.manual_seed(0)
-    d = SPECS[name].defaults
-    method = METHODS[name](AlexNet(replace(MODEL, sobel=d.sobel)), OPTIONS[name])
-    optim = OptimConfig(BATCH, 1, d.lr, d.momentum, d.weight_decay, d.nesterov, (), 1.0)
-    return method, method.configure_optimizer(optim)
+    config = TrainConfig.for_method(
+        name,
+        shards="",
+        batch_size=BATCH,
+        epochs=1,
+        lr_milestones=(),
+        lr_gamma=1.0,
+        **MODEL,
+        **OPTIONS[name],
+    )
+    method = build_method(config)
+    return method, method.configure_optimizer(config.optim)
 
 
-def run_setting(name: str, setting: Setting, batches: list[torch.Tensor], warmup: int,
-                steps: int) -> Result:  # fmt: skip
+def run_setting(
+    name: str, setting: Setting, batches: list[torch.Tensor], warmup: int, steps: int
+) -> Result:
     method, optimizer = build(name)
     if setting.channels_last:
         method.to(memory_format=torch.channels_last)
@@ -134,7 +161,7 @@ def run_setting(name: str, setting: Setting, batches: list[torch.Tensor], warmup
         images = batches[i % len(batches)].permute(0, 3, 1, 2)
         torch.manual_seed(i)  # same dropout masks and latents in every setting
         with autocast:
-            output = model(images, {"index": torch.arange(images.shape[0])})
+            output = model(images, Batch(batches[i % len(batches)], torch.arange(len(images))))
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()
@@ -160,8 +187,10 @@ def try_setting(name: str, setting: Setting, args, batches) -> Result | None:
     try:
         return run_setting(name, setting, batches, args.warmup, args.steps)
     except Exception as e:  # torch.compile can fail on a machine without a working compiler
-        print(f"| {setting.name} | failed: {type(e).__name__}: {str(e).splitlines()[0][:120]} "
-              "| | | | | |")  # fmt: skip
+        print(
+            f"| {setting.name} | failed: {type(e).__name__}: {str(e).splitlines()[0][:120]} "
+            "| | | | | |"
+        )
         return None
 
 
@@ -180,11 +209,15 @@ def train_section(args, batches) -> dict[tuple[str, int], float]:
 
 def method_table(name: str, threads: int, args, batches) -> float | None:
     """Print one method's settings at one thread count; returns the fp32 steps/s."""
-    print(f"\n## {name}, batch {BATCH}, {threads} thread(s), {args.steps} timed steps "
-          f"after {args.warmup} warm-up")  # fmt: skip
+    print(
+        f"\n## {name}, batch {BATCH}, {threads} thread(s), {args.steps} timed steps "
+        f"after {args.warmup} warm-up"
+    )
     last = args.warmup + args.steps
-    print(f"| setting | steps/s | vs fp32 | compile s | loss step 1 | loss step {last} | "
-          "update vs fp32 |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        f"| setting | steps/s | vs fp32 | compile s | loss step 1 | loss step {last} | "
+        "update vs fp32 |\n|---|---|---|---|---|---|---|"
+    )
     settings = list(EAGER) + ([Setting(compile=True)] if args.compile else [])
     results: dict[Setting, Result] = {}
     for setting in settings:
@@ -210,8 +243,10 @@ def _row(setting: Setting, r: Result, results: dict[Setting, Result]) -> None:
     compile_s = f"{r.compile_s:.1f}" if setting.compile else ""
     # How far this setting's weights moved from fp32's, relative to fp32's own move.
     drift = float((r.update - base.update).norm() / base.update.norm().clamp_min(1e-30))
-    print(f"| {setting.name} | {r.rate:.3f} | {r.rate / base.rate:.2f} | {compile_s} | "
-          f"{r.first_loss:.5f} | {r.last_loss:.5f} | {drift:.2g} |")  # fmt: skip
+    print(
+        f"| {setting.name} | {r.rate:.3f} | {r.rate / base.rate:.2f} | {compile_s} | "
+        f"{r.first_loss:.5f} | {r.last_loss:.5f} | {drift:.2g} |"
+    )
 
 
 def _best_combination(results: dict[Setting, Result]) -> Setting | None:
@@ -228,15 +263,19 @@ def _best_combination(results: dict[Setting, Result]) -> Setting | None:
 
 def loader_rate(shards: Path, workers: int, repeats: int) -> float:
     """Samples/s over whole epochs through a DataLoader set up as the loop sets it up."""
-    stream = ShardStream(shards, batch_size=BATCH, input_size=SIZE, crop=CropConfig(), seed=0,
-                         shuffle_buffer=5000)  # fmt: skip
+    stream = ShardStream(
+        shards, batch_size=BATCH, input_size=SIZE, crop=CropConfig(), seed=0, shuffle_buffer=5000
+    )
     best = 0.0
     for epoch in range(repeats):
         stream.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(
-            stream, batch_size=None, num_workers=workers, worker_init_fn=init_loader_worker,
+            stream,
+            batch_size=None,
+            num_workers=workers,
+            worker_init_fn=init_loader_worker,
             prefetch_factor=4 if workers else None,
-        )  # fmt: skip
+        )
         t0, n = time.perf_counter(), 0
         for batch in loader:  # worker start-up counted: training pays it every epoch
             n += batch.image.shape[0]
@@ -265,11 +304,15 @@ def main() -> None:
     args = parse_args()
     cv2.setNumThreads(1)
     flags = [f for f in ("avx512_bf16", "amx_bf16") if f in Path("/proc/cpuinfo").read_text()]
-    print(f"# sslx CPU speed-ups benchmark, {date.today()}, {platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}, CPU flags: "
-          f"{', '.join(flags) or 'no avx512_bf16/amx_bf16'}")  # fmt: skip
-    print(f"model: {SIZE} px, conv1 stride {MODEL.conv1_stride}, fc {MODEL.classifier_width}; "
-          f"bigan {OPTIONS['bigan']}; batch {BATCH}")  # fmt: skip
+    print(
+        f"# sslx CPU speed-ups benchmark, {date.today()}, {platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} cores, torch {torch.__version__}, CPU flags: "
+        f"{', '.join(flags) or 'no avx512_bf16/amx_bf16'}"
+    )
+    print(
+        f"model: {SIZE} px, conv1 stride {MODEL['conv1_stride']}, fc {MODEL['classifier_width']}; "
+        f"bigan {OPTIONS['bigan']}; batch {BATCH}"
+    )
     started = time.perf_counter()
     args.deadline = started + args.budget
     shards = ensure_shards(args)

@@ -46,9 +46,14 @@ def sample_crops(
     x0, y0, w, h = (np.empty(n, np.int64) for _ in range(4))
     for k in range(n):
         fw, fh, _ = random_resized_crop(
-            u[k, _U_AREA:_U_ASPECT], u[k, _U_ASPECT:_U_X], height, width,
-            config.crop_scale_min, config.aspect_ratio_min, config.crop_scale_max,
-        )  # fmt: skip
+            u[k, _U_AREA:_U_ASPECT],
+            u[k, _U_ASPECT:_U_X],
+            height,
+            width,
+            config.crop_scale_min,
+            config.aspect_ratio_min,
+            config.crop_scale_max,
+        )
         w[k] = min(max(round(fw), 1), width)
         h[k] = min(max(round(fh), 1), height)
         x0[k] = int(u[k, _U_X] * (width - w[k] + 1))
@@ -115,9 +120,15 @@ def draw_crop(
     else:
         box = sample_crops(seed, epoch, [draw], height, width, crop)
     return render_crop(
-        source, int(box.x0[0]), int(box.y0[0]), int(box.w[0]), int(box.h[0]),
-        bool(box.flip[0]), size, (height, width),
-    )  # fmt: skip
+        source,
+        int(box.x0[0]),
+        int(box.y0[0]),
+        int(box.w[0]),
+        int(box.h[0]),
+        bool(box.flip[0]),
+        size,
+        (height, width),
+    )
 
 
 def render_crop(

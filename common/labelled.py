@@ -296,9 +296,13 @@ class LabelledDraws(torch.utils.data.Dataset):
         index = int(self.order[i])
         image, label = self.data.images[index]
         out = draw_crop(
-            image.permute(1, 2, 0).numpy(), i, size=self.input_size, crop=self.crop,
-            seed=self.seed, epoch=self.epoch,
-        )  # fmt: skip
+            image.permute(1, 2, 0).numpy(),
+            i,
+            size=self.input_size,
+            crop=self.crop,
+            seed=self.seed,
+            epoch=self.epoch,
+        )
         return out, index, int(label), None
 
 
@@ -316,7 +320,10 @@ class LabelledViews(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray | None, int, int, str | None]:
         image, label = self.images[i]
         out = draw_crop(
-            image.permute(1, 2, 0).numpy(), i, size=self.input_size, crop=None,
+            image.permute(1, 2, 0).numpy(),
+            i,
+            size=self.input_size,
+            crop=None,
             centre_ratio=self.centre_ratio,
-        )  # fmt: skip
+        )
         return out, i, int(label), None

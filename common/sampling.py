@@ -29,7 +29,11 @@ CROP_SCALE_MIN = Setting(
     open_low=True,
 )
 CROP_SCALE_MAX = Setting(
-    "RandomResizedCrop: largest crop area fraction.", float, unit="FRACTION", low=0, high=1,
+    "RandomResizedCrop: largest crop area fraction.",
+    float,
+    unit="FRACTION",
+    low=0,
+    high=1,
     open_low=True,
 )
 ASPECT_RATIO_MIN = Setting(
@@ -40,9 +44,7 @@ ASPECT_RATIO_MIN = Setting(
     high=1,
     open_low=True,
 )
-FLIP_PROB = Setting(
-    "Probability of a horizontal flip.", float, unit="PROBABILITY", low=0, high=1
-)
+FLIP_PROB = Setting("Probability of a horizontal flip.", float, unit="PROBABILITY", low=0, high=1)
 
 
 @dataclass(frozen=True)

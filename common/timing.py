@@ -19,7 +19,6 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-
 class StepTimer:
     """Projects the time per epoch and for the rest of a run from the steps after the first.
 

@@ -125,9 +125,7 @@ class GenerateConfig:
     whatever their worker count or `--part` split, which are therefore not in here.
     """
 
-    n: int = declare(
-        1_000_000, help="Number of patches to generate.", type=int, flag="--n", low=1
-    )
+    n: int = declare(1_000_000, help="Number of patches to generate.", type=int, flag="--n", low=1)
     size: int = declare(
         256, help="Patch side in pixels.", type=int, unit="PIXELS", low=16, high=4096
     )
@@ -135,9 +133,7 @@ class GenerateConfig:
     jpeg_quality: int = declare(
         90, help="JPEG quality of stored patches.", type=int, low=1, high=100
     )
-    shard_size: int = declare(
-        5000, help="Patches per tar shard.", type=int, unit="PATCHES", low=1
-    )
+    shard_size: int = declare(5000, help="Patches per tar shard.", type=int, unit="PATCHES", low=1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:

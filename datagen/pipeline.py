@@ -225,7 +225,7 @@ def _finish(
             records[-1] = replace(records[-1], rows=scan_shard(out / sh.shard_name(j), j))
         rows.append(records[-1].rows)
     table = write_table(out, rows)
-    sh.write_dataset_json(out / sh.MANIFEST_NAME, sh.build_manifest(identity, records, table))
+    sh.write_manifest(out, sh.build_manifest(identity, records, table))
     sh.remove_stale_temporaries(out)
 
 

@@ -115,7 +115,7 @@ def read_locations(folder: Path, manifest: dict) -> pa.Table | None:
         if os.environ.get("RANK", "0") == "0":
             print(
                 f"sslx: note: {folder} has no {TABLE_NAME} (shard format version 1); indexing "
-                "by scanning the tars. Add it once with: python -c \"from "
+                'by scanning the tars. Add it once with: python -c "from '
                 f"sslx.datagen.shards import add_table; add_table('{folder}')\"",
                 file=sys.stderr,
             )

@@ -99,8 +99,11 @@ def sample_params(
     box_h, box_w = height, width
     if aug.initial_crop > 0:
         side = max(1, int(aug.initial_crop * min(height, width)))
-        square = (int(u[_U_SQUARE_X] * (width - side + 1)),
-                  int(u[_U_SQUARE_Y] * (height - side + 1)), side)  # fmt: skip
+        square = (
+            int(u[_U_SQUARE_X] * (width - side + 1)),
+            int(u[_U_SQUARE_Y] * (height - side + 1)),
+            side,
+        )
         box_h = box_w = side
 
     if aug.scale:

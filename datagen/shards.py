@@ -221,6 +221,11 @@ def build_manifest(identity: dict, records: list[ShardRecord], samples_table: di
     }
 
 
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """The manifest, written last and atomically (`build_manifest` makes it)."""
+    write_dataset_json(folder / MANIFEST_NAME, manifest)
+
+
 def read_manifest(folder: str | Path) -> dict:
     """Read and sanity-check a shard folder's manifest; bad folders raise InputError."""
     folder = Path(folder)
@@ -267,7 +272,7 @@ def add_table(folder: str | Path) -> dict:
         "format_version": FORMAT_VERSION,
         "samples_table": write_table(folder, rows),
     }
-    write_dataset_json(folder / MANIFEST_NAME, manifest)
+    write_manifest(folder, manifest)
     return manifest
 
 

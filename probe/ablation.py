@@ -15,13 +15,13 @@ that silently mixes runs would look like a result. Torch-free; matplotlib only f
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sslx.atomic import write_json_atomic, write_png_atomic, write_text_atomic
+from sslx.atomic import write_json_atomic, write_text_atomic
 from sslx.errors import InputError
+from sslx.probe.ablation_plot import plot_ablation
 from sslx.probe.pretext import Curve, plot_curves, read_curve
 
 
@@ -278,10 +278,16 @@ def _pretext_lines(rows: list[RowSummary]) -> list[str]:
     nets = [n for r in rows for n in r.networks if n.curve is not None]
     if not nets:
         return []
-    lines = ["", "## Pretext curves", "",
-             "Each network's own-task measure, the mean of each training epoch (chance in "
-             "brackets), from its run's metrics.jsonl; curves in ablation-pretext.png.", "",
-             "| network | row | measure | per epoch |", "| --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "",
+        "## Pretext curves",
+        "",
+        "Each network's own-task measure, the mean of each training epoch (chance in "
+        "brackets), from its run's metrics.jsonl; curves in ablation-pretext.png.",
+        "",
+        "| network | row | measure | per epoch |",
+        "| --- | --- | --- | --- |",
+    ]
     for n in nets:
         chance = f" ({n.curve.chance:g})" if n.curve.chance is not None else ""
         means = " → ".join(f"{v:.3f}" for v in n.curve.epoch_means)
@@ -331,36 +337,6 @@ def to_json(rows: list[RowSummary], result: dict, folders: list[Path]) -> dict:
     }
 
 
-def plot(rows: list[RowSummary], path: Path) -> None:
-    """One group of bars per layer, one bar per row (error bar: the spread), the paper's
-    values as black diamonds on the bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=120)
-    width = 0.84 / len(rows)
-    colours = plt.get_cmap("tab10")
-    for k, r in enumerate(rows):
-        xs = [i - 0.42 + (k + 0.5) * width for i in range(len(LAYERS))]
-        means, spreads = [r.mean(x) for x in LAYERS], [r.spread(x) for x in LAYERS]
-        ax.bar(xs, means, width, yerr=spreads, capsize=2, color=colours(ROWS.index(r.row) % 10),
-               label=f"({r.row.letter}) {r.row.label}")  # fmt: skip
-        ax.scatter(xs, r.row.paper, marker="D", s=14, color="black", zorder=3,
-                   label="paper" if k == 0 else None)  # fmt: skip
-    ax.set_xticks(range(len(LAYERS)), LAYERS)
-    values = [v for r in rows for layer in LAYERS for v in (r.mean(layer), *r.row.paper)]
-    ax.set_ylim(max(0.0, math.floor(min(values) / 10) * 10 - 10), max(values) + 5)
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("augmentation ablation: linear probes (bars: mean ± spread; ◆ paper)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
-    write_png_atomic(path, fig)
-    plt.close(fig)
-
-
 def write_ablation(folders: list[Path], out: Path) -> str:
     """Read, check, then write ablation.{md,json,png} into `out`; return the markdown."""
     rows = collect(folders)  # every check before the first write
@@ -371,10 +347,14 @@ def write_ablation(folders: list[Path], out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "ablation.md", text)
     write_json_atomic(out / "ablation.json", to_json(rows, result, folders), indent=2)
-    plot(rows, out / "ablation.png")
+    plot_ablation(rows, LAYERS, out / "ablation.png")
     preset_rows = [r for r in rows if r.row.key not in REFERENCES]
-    curves = [(f"({r.row.letter}) {r.row.label}", n.curve)
-              for r in preset_rows for n in r.networks if n.curve]  # fmt: skip
+    curves = [
+        (f"({r.row.letter}) {r.row.label}", n.curve)
+        for r in preset_rows
+        for n in r.networks
+        if n.curve
+    ]
     if curves:
         plot_curves(curves, out / "ablation-pretext.png")
     return text

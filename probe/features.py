@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from sslx import seeds
 from sslx.atomic import atomic_write, write_text_atomic
+from sslx.common.batching import in_order
 from sslx.probe.heads import TapPooling, probe_shapes
 from sslx.train.alexnet import AlexNet
 
@@ -65,10 +66,6 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return [b for b in batches if len(b) > 1]
 
 
-def in_order(n: int, batch_size: int) -> list[list[int]]:
-    return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
-
-
 def trunk_features(trunk: FrozenTrunk, images: torch.Tensor, bf16: bool) -> dict:
     """The trunk's pooled taps, in bf16 autocast if asked (the GPU's fast path), returned
     in float32: the probes' BatchNorm wants float32."""
@@ -91,9 +88,13 @@ def stream_batches(
     epoch must draw the same crops as an uninterrupted one."""
     cuda = device.type == "cuda"
     loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, persistent_workers=False,
-        pin_memory=cuda, prefetch_factor=4 if workers > 0 else None,
-    )  # fmt: skip
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        persistent_workers=False,
+        pin_memory=cuda,
+        prefetch_factor=4 if workers > 0 else None,
+    )
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
         yield trunk_features(trunk, images, bf16=cuda), labels.to(device, non_blocking=True)
@@ -183,8 +184,9 @@ def _open_cache(cache_dir: Path, name: str, key: dict) -> FeatureCache | None:
 
 
 def _damaged(path: Path, reason: str) -> None:
-    print(f"sslx: warning: feature cache {path} is damaged ({reason}); rebuilding it",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"sslx: warning: feature cache {path} is damaged ({reason}); rebuilding it", file=sys.stderr
+    )
     return None
 
 

@@ -56,8 +56,11 @@ def read_curve(checkpoint: Path | None, method: str | None) -> Curve | None:
             epochs.append(epoch)
     if not values:
         if steps_seen:
-            print(f"sslx: warning: {path} has training records but no {metric!r}, the "
-                  f"pretext measure of {method}; no curve for it", file=sys.stderr)  # fmt: skip
+            print(
+                f"sslx: warning: {path} has training records but no {metric!r}, the "
+                f"pretext measure of {method}; no curve for it",
+                file=sys.stderr,
+            )
         return None
     per_epoch = epoch_ends.get(1) or max(steps)  # steps of one epoch, for the x axis
     by_epoch: dict[int, list[float]] = {}
@@ -81,8 +84,13 @@ def plot_curves(curves: list[tuple[str, Curve]], path: Path) -> None:
     shown: set[str] = set()
     for key, curve in curves:
         xs, ys = zip(*curve.points, strict=True)
-        ax.plot(xs, ys, color=colours(keys.index(key) % 10), lw=1,
-                label=key if key not in shown else None)  # fmt: skip
+        ax.plot(
+            xs,
+            ys,
+            color=colours(keys.index(key) % 10),
+            lw=1,
+            label=key if key not in shown else None,
+        )
         shown.add(key)
     chances = {c.chance for _, c in curves if c.chance is not None}
     for chance in chances:

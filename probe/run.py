@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from sslx import seeds
 from sslx.atomic import save_torch_atomic
+from sslx.common.batching import in_order
 from sslx.common.device import default_workers, pick_device
 from sslx.common.labelled import LabelledSplit
 from sslx.common.timing import StepTimer
@@ -34,7 +35,6 @@ from sslx.probe.features import (
     FrozenTrunk,
     epoch_batches,
     extract_features,
-    in_order,
     stream_batches,
 )
 from sslx.probe.heads import LinearProbes
@@ -159,8 +159,10 @@ def load_state(path: Path | None, key: str) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file raises many types
-        raise InputError(f"{path} is not a readable probe state ({type(e).__name__}); "
-                         "delete it to start that probe over") from None  # fmt: skip
+        raise InputError(
+            f"{path} is not a readable probe state ({type(e).__name__}); "
+            "delete it to start that probe over"
+        ) from None
     if state.get("fingerprint") != key:
         raise InputError(
             f"{path} is a probe of another network, dataset or setting; "
@@ -186,8 +188,14 @@ def _feature_source(trunk, data, config, options, network, key):
         cache_dir = options.cache_dir / _slug(network.name) if options.cache_dir else None
         size_needed = cache_bytes(n_train, len(val_set), dict(trunk.dims), crops)
         check_cache_fits(size_needed, cache_dir)
-        common = dict(batch_size=config.batch_size, workers=options.workers, device=device,
-                      cache_dir=cache_dir, fingerprint=key, progress=options.progress)  # fmt: skip
+        common = dict(
+            batch_size=config.batch_size,
+            workers=options.workers,
+            device=device,
+            cache_dir=cache_dir,
+            fingerprint=key,
+            progress=options.progress,
+        )
         train = extract_features(trunk, Transformed(data.train, plain), name="train", **common)
         val = extract_features(trunk, val_set, crops=crops, name="val", **common)
         seconds = time.perf_counter() - t0
@@ -256,22 +264,45 @@ def probe_network(
     def save(epoch: int, result: ProbeResult | None = None) -> None:
         if state_path is not None:
             save_torch_atomic(
-                {"fingerprint": key, "epoch": epoch + 1, "probes": probes.state_dict(),
-                 "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                 "history": history, "result": result and result.to_dict()},
+                {
+                    "fingerprint": key,
+                    "epoch": epoch + 1,
+                    "probes": probes.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": schedule.state_dict(),
+                    "history": history,
+                    "result": result and result.to_dict(),
+                },
                 state_path,
-            )  # fmt: skip
+            )
 
     crops = 10 if config.ten_crop else 1
     t1 = time.perf_counter()
     steps = len(epoch_batches(len(data.train), config.batch_size, config.seed, 0))
-    train_probes(probes, optimizer, schedule, train_batches, range(start, config.epochs),
-                 history, save, options.progress, steps)  # fmt: skip
+    train_probes(
+        probes,
+        optimizer,
+        schedule,
+        train_batches,
+        range(start, config.epochs),
+        history,
+        save,
+        options.progress,
+        steps,
+    )
     t2 = time.perf_counter()
     top1, top5 = evaluate(probes, val_batches(), crops)
     seconds = {"extract": extract_s, "train": t2 - t1, "evaluate": time.perf_counter() - t2}
-    result = ProbeResult(network.name, network.model.config.input_size, dict(trunk.dims),
-                         top1, top5, history, seconds, network.source)  # fmt: skip
+    result = ProbeResult(
+        network.name,
+        network.model.config.input_size,
+        dict(trunk.dims),
+        top1,
+        top5,
+        history,
+        seconds,
+        network.source,
+    )
     save(config.epochs - 1, result)
     return result
 

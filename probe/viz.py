@@ -17,7 +17,6 @@ from sslx.atomic import atomic_write
 from sslx.train.alexnet import AlexNet
 
 
-
 def sobel_equivalent(weight: torch.Tensor, sobel: torch.Tensor) -> torch.Tensor:
     """(out, 2, k, k) filters on Sobel x/y -> (out, 1, k+2, k+2) filters on the grey image.
 
@@ -41,8 +40,9 @@ def conv1_filters(model: AlexNet) -> torch.Tensor:
 
 def filter_grid(filters: torch.Tensor, columns: int = 12, zoom: int = 4) -> torch.Tensor:
     """Each filter min-max scaled on its own, tiled `columns` wide, enlarged `zoom` times."""
-    grid = make_grid(filters, nrow=columns, padding=1, normalize=True, scale_each=True,
-                     pad_value=1.0)  # fmt: skip
+    grid = make_grid(
+        filters, nrow=columns, padding=1, normalize=True, scale_each=True, pad_value=1.0
+    )
     return F.interpolate(grid[None], scale_factor=zoom, mode="nearest")[0]
 
 

@@ -10,6 +10,8 @@ import pickle
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -34,6 +36,22 @@ def pytest_collection_modifyitems(config, items) -> None:
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in gpu_tests:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def torchrun():
+    """`torchrun(*args, nproc=2, timeout=600)`: run `args` (a script and its arguments, or
+    "-m", a module, ...) under torch.distributed.run on this host; fails the test with the
+    end of its stderr unless it exits 0, and returns the finished process."""
+
+    def run(*args: str, nproc: int = 2, timeout: int = 600) -> subprocess.CompletedProcess:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        cmd = [*launcher, "--nproc_per_node", str(nproc), *map(str, args)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    return run
 
 
 @pytest.fixture(scope="session")

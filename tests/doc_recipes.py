@@ -22,8 +22,18 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")  # fmt: skip
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 def recipe_blocks(text: str) -> list[str]:
@@ -41,8 +51,9 @@ def toy_data(root: Path) -> Path:
     """A stand-in for ../shared/data: a photo named ameyoko.jpg (the shipped Hubble
     image) and a CIFAR-10-shaped archive of 30 noisy 32 px images per class."""
     (root / "images").mkdir(parents=True)
-    shutil.copy(REPO / "datagen" / "assets" / "hubble_deep_field.jpg",
-                root / "images" / "ameyoko.jpg")  # fmt: skip
+    shutil.copy(
+        REPO / "datagen" / "assets" / "hubble_deep_field.jpg", root / "images" / "ameyoko.jpg"
+    )
     rng = np.random.default_rng(0)
     tree = root / "tree"
     for label, name in enumerate(CIFAR10_CLASSES):
@@ -82,6 +93,12 @@ def run_blocks(blocks: list[str], data: Path, scale: dict[str, str], work: Path)
         first = set_variable(first, name, value)
     script = "\n".join(["set -euo pipefail", first, *blocks[1:]])
     work.mkdir()
-    result = subprocess.run(["bash", "-c", script], cwd=work, env=checkout_env(),
-                            capture_output=True, text=True, timeout=900)  # fmt: skip
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=work,
+        env=checkout_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]

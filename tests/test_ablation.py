@@ -33,8 +33,12 @@ def test_the_blocks_run_the_sslx_the_tests_import(tmp_path, monkeypatch):
     monkeypatch.delenv("PYTHONPATH", raising=False)  # the checkout must be found without it
     found = subprocess.run(
         ["bash", "-c", "python -c 'import sslx.cli; print(sslx.cli.__file__)'"],
-        cwd=tmp_path, env=checkout_env(), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=checkout_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == sslx.cli.__file__
 
@@ -72,8 +76,12 @@ def test_recipe_runs_end_to_end_at_toy_scale(tmp_path):
     assert set(verdicts.values()) <= {"PASS", "FAIL"}
 
     text = (probes / "ablation.md").read_text()
-    for line in ("| (a) fully supervised | 2 |", "| (b) random | 1 |",
-                 "| (c) no augmentation | 2 |", "| (f) scale | 2 |"):  # fmt: skip
+    for line in (
+        "| (a) fully supervised | 2 |",
+        "| (b) random | 1 |",
+        "| (c) no augmentation | 2 |",
+        "| (f) scale | 2 |",
+    ):
         assert line in text
     assert "(j) all" not in text and "Criterion at conv1..conv3: **" in text
     assert (probes / "ablation.png").read_bytes()[:4] == b"\x89PNG"

@@ -27,8 +27,10 @@ def _truncated_png(t):
 
 def _dataset(t):
     out = t / "dataset"
-    assert main(["generate", "--n", "10", "--size", "32", "--out", str(out), "--quiet",
-                 "--workers", "1"]) == 0  # fmt: skip
+    assert (
+        main([*"generate --n 10 --size 32 --out".split(), str(out), *"--quiet --workers 1".split()])
+        == 0
+    )
     return out
 
 
@@ -73,17 +75,17 @@ CASES = [
     (["--out", "{file}"], "exists and is not a folder"),
     (["--out", "{foreign}"], "is not empty"),
     (["--out", "{garbage_config}"], "is unreadable"),
-    (["--seed", "1", "--out", "{dataset}"], "different dataset (differs in: config.seed)"),
-    (["--image", "{photos}", "--out", "{photos}"], "overlaps the input --image"),
-    (["--image", "{photos}", "--out", "{photos}/shards"], "overlaps the input --image"),
-    (["--image", "{photos}/..", "--out", "{tmp}"], "overlaps the input --image"),
+    ([*"--seed 1 --out {dataset}".split()], "different dataset (differs in: config.seed)"),
+    ([*"--image {photos} --out {photos}".split()], "overlaps the input --image"),
+    ([*"--image {photos} --out {photos}/shards".split()], "overlaps the input --image"),
+    ([*"--image {photos}/.. --out {tmp}".split()], "overlaps the input --image"),
     (["--out", "{ro}/out"], "cannot write {ro}/out: Read-only file system"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), CASES, ids=[m for _, m in CASES])
 def test_bad_input(bad_input, args, message):
-    base = ["generate", "--n", "10", "--size", "32", "--workers", "1", "--quiet"]
+    base = [*"generate --n 10 --size 32 --workers 1 --quiet".split()]
     bad_input([*base, *args], message, SETUPS)
 
 
@@ -93,8 +95,7 @@ def test_full_disk_is_one_line_and_leaves_no_partial_shard(tmp_path, capsys, mon
 
     monkeypatch.setattr(shards._HashingFile, "write", full)
     out = tmp_path / "out"
-    code = main(["generate", "--n", "10", "--size", "32", "--workers", "1", "--quiet",
-                 "--out", str(out)])  # fmt: skip
+    code = main([*"generate --n 10 --size 32 --workers 1 --quiet --out".split(), str(out)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert f"cannot write {out / shards.shard_name(0)}: No space left on device" in err, err
@@ -108,8 +109,9 @@ def test_a_stray_eof_error_is_an_error_not_an_interrupt(tmp_path, capsys, monkey
         raise EOFError("Ran out of input")
 
     monkeypatch.setattr("sslx.datagen.pipeline.load_sources", truncated)
-    code = main(["generate", "--n", "10", "--size", "32", "--workers", "1", "--quiet",
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [*"generate --n 10 --size 32 --workers 1 --quiet --out".split(), str(tmp_path / "out")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("sslx: error: a file ended early"), err
     assert "interrupted" not in err and len(err.splitlines()) == 1

@@ -46,7 +46,7 @@ def test_generate_with_the_built_in_image(tmp_path):
 def test_console_script_and_help():
     result = run("generate", "--help")
     assert result.returncode == 0
-    for flag in ["--no-scale", "--no-rotation", "--no-flip", "--no-color", "--part", "--preset"]:
+    for flag in [*"--no-scale --no-rotation --no-flip --no-color --part --preset".split()]:
         assert flag in result.stdout
 
 
@@ -97,6 +97,6 @@ def test_generate_without_room_is_one_line_and_exit_2(tmp_path, monkeypatch, cap
 
     full = shutil.disk_usage(tmp_path)._replace(free=0)
     monkeypatch.setattr(estimate.shutil, "disk_usage", lambda path: full)
-    assert main(["generate", "--n", "20", "--size", "32", "--out", str(tmp_path / "s")]) == 2
+    assert main([*"generate --n 20 --size 32 --out".split(), str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sslx: error: not enough disk space"), err

@@ -1,4 +1,7 @@
-"""Data flows one way: datagen -> train -> probe. No stage imports a later one."""
+"""Data flows one way: shared -> datagen -> train -> probe. No layer imports a later one;
+probe reads train only through its contract (the checkpoint, the model, the method specs);
+generic training code reaches a method only through the registry, and no method another.
+"""
 
 import ast
 from pathlib import Path
@@ -6,7 +9,22 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LATER = {"datagen": ("sslx.train", "sslx.probe"), "train": ("sslx.probe",)}
+SHARED = ["atomic.py", "errors.py", "options.py", "seeds.py", "settings.py", "common"]
+STAGES = ("sslx.datagen", "sslx.train", "sslx.probe", "sslx.cli")
+LATER = {
+    **{path: STAGES for path in SHARED},
+    "datagen": ("sslx.train", "sslx.probe", "sslx.cli"),
+    "train": ("sslx.probe", "sslx.cli"),
+    "probe": ("sslx.cli",),
+}
+# What probe may read of train: the contract between the stages (docs/checkpoints.md).
+TRAIN_CONTRACT = (
+    "sslx.train.alexnet",
+    "sslx.train.model",
+    "sslx.train.checkpoint",
+    "sslx.train.methods",
+)
+METHODS = REPO / "train" / "methods"
 
 
 def imported_modules(path: Path) -> list[str]:
@@ -19,12 +37,52 @@ def imported_modules(path: Path) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("stage", sorted(LATER))
-def test_no_stage_imports_a_later_one(stage):
-    bad = [
+def sources(place: str) -> list[Path]:
+    path = REPO / place
+    return [path] if path.is_file() else sorted(path.rglob("*.py"))
+
+
+def _bad(files: list[Path], forbidden) -> list[str]:
+    return [
         f"{path.relative_to(REPO)} imports {name}"
-        for path in sorted((REPO / stage).rglob("*.py"))
+        for path in files
         for name in imported_modules(path)
-        if name.startswith(LATER[stage])
+        if forbidden(name)
     ]
-    assert not bad, "; ".join(bad)
+
+
+@pytest.mark.parametrize("place", sorted(LATER))
+def test_no_layer_imports_a_later_one(place):
+    later = LATER[place]
+    assert not _bad(sources(place), lambda name: name.startswith(later))
+
+
+def test_probe_reads_train_only_through_its_contract():
+    def outside(name: str) -> bool:
+        return name.startswith("sslx.train") and not name.startswith(TRAIN_CONTRACT)
+
+    assert not _bad(sources("probe"), outside)
+    # ...and of the methods, their torch-free registry and specs only.
+    assert not _bad(
+        sources("probe"), lambda n: n.startswith("sslx.train.methods.") and not n.endswith(".spec")
+    )
+
+
+def test_generic_training_code_reaches_methods_only_through_the_registry():
+    generic = [p for p in sorted((REPO / "train").glob("*.py"))] + sources("cli.py")
+    own = ("sslx.train.methods.base", "sslx.train.methods.spec")
+
+    def one_method(name: str) -> bool:
+        return name.startswith("sslx.train.methods.") and not name.startswith(own)
+
+    assert not _bad(generic, one_method)
+
+
+@pytest.mark.parametrize(
+    "method", sorted(p.name for p in METHODS.iterdir() if p.is_dir() and p.name != "__pycache__")
+)
+def test_a_method_imports_no_other_method(method):
+    others = tuple(
+        f"sslx.train.methods.{p.name}" for p in METHODS.iterdir() if p.is_dir() and p.name != method
+    )
+    assert not _bad(sources(f"train/methods/{method}"), lambda name: name.startswith(others))

@@ -39,8 +39,9 @@ def test_uniforms_are_a_pure_function_of_seed_stream_epoch_index():
 
 def test_unknown_stream_and_negative_seed_are_refused():
     from sslx.errors import InputError
+    from sslx.options import SEED
 
     with pytest.raises(KeyError):
         seeds.rng(0, "nope")
     with pytest.raises(InputError, match="--seed must be >= 0"):
-        seeds.check_seed(-1)
+        SEED.check("seed", -1)

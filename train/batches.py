@@ -96,11 +96,6 @@ def steps_per_epoch(num_samples: int, batch_size: int) -> int:
     return num_samples // batch_size
 
 
-def rank_share(n: int, rank: int, world_size: int) -> range:
-    """Rank `rank`'s contiguous stretch of n items (the ranks' stretches tile range(n))."""
-    return range(rank * n // world_size, (rank + 1) * n // world_size)
-
-
 def rank_batches(
     length: int, batch_size: int, rank: int, world_size: int, start_step: int = 0
 ) -> list[list[int]]:
@@ -110,12 +105,6 @@ def rank_batches(
     b = rank_batch_size(batch_size, world_size)
     start = rank * length // world_size
     return [list(range(start + s * b, start + (s + 1) * b)) for s in range(start_step, steps)]
-
-
-def in_order(items: Sequence[int], batch_size: int) -> list[list[int]]:
-    """`items` cut into batches of `batch_size`, in order (the last one shorter)."""
-    items = list(items)
-    return [items[a : a + batch_size] for a in range(0, len(items), batch_size)]
 
 
 def init_loader_worker(_: int) -> None:

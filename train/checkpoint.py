@@ -99,3 +99,24 @@ def load_backbone(
             f"{path}: the weights do not match its model record ({first_line(e)})"
         ) from None
     return model.eval(), payload
+
+
+def copy_layers(path: str, backbone: AlexNet, layers: tuple[str, ...]) -> None:
+    """Copy conv `layers` (weights and BatchNorm statistics) from a checkpoint's backbone."""
+    source, _ = load_backbone(path)
+    if source.config.resolved() != backbone.config.resolved():
+        raise InputError(
+            f"--init {path} is a {_model_text(source.config)} network, this run a "
+            f"{_model_text(backbone.config)} one; match --size/--sobel/--conv1-stride/"
+            "--classifier-width to it"
+        )
+    for name in layers:
+        backbone.convs[name].load_state_dict(source.convs[name].state_dict())
+
+
+def _model_text(model) -> str:
+    m = model.resolved()
+    return (
+        f"{m.input_size} px, sobel {m.sobel}, conv1 stride {m.conv1_stride}, "
+        f"fc {m.classifier_width}"
+    )

@@ -26,9 +26,7 @@ from sslx.train.methods.spec import OptimDefaults
 from sslx.train.precision import check_amp, precision_from_flags
 from sslx.train.resume import check_not_finished, inputs, resumed_config
 
-RESUME = Setting(
-    "Continue the run in --out from its checkpoint.", bool, switch=False, resume=FREE
-)
+RESUME = Setting("Continue the run in --out from its checkpoint.", bool, switch=False, resume=FREE)
 VERIFY_SHARDS = Setting(
     "Check every shard's sha256 against the manifest before training (reads all shards "
     "once); their sizes are always checked.",
@@ -119,8 +117,7 @@ def train(ctx: click.Context, **flags: Any) -> None:
     given = {k for k in flags if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     options = settings.build(RunOptions, flags)
     if resume:
-        config = resumed_config(prepare_run_dir(out, True), {k: flags[k] for k in given},
-                                FREE_KEYS)  # fmt: skip
+        config = resumed_config(prepare_run_dir(out, True), {k: flags[k] for k in given}, FREE_KEYS)
         check_not_finished(out, config)
     else:
         config = prepare_run_dir(out, False, new_config(flags, given))
@@ -171,5 +168,6 @@ def _report(ctx: click.Context, result: Any, out: Path) -> None:
     else:
         early = f" (stopped early: {result.stopped})" if result.stopped else ""
         checkpoint = out / "checkpoint.pt"
-        click.echo(f"finished {p.epoch} epoch(s){early}, {p.global_step} steps: {checkpoint}",
-                   err=True)  # fmt: skip
+        click.echo(
+            f"finished {p.epoch} epoch(s){early}, {p.global_step} steps: {checkpoint}", err=True
+        )

@@ -27,9 +27,7 @@ from sslx.train.methods import REGISTERED, SPECS
 from sslx.train.model import ModelConfig, parse_layers, spell_layers
 from sslx.train.precision import PRECISIONS
 
-SHARDS = Setting(
-    "Shard folder from sslx generate.", Path, unit="DIR", resume=MOVABLE, parse=str
-)
+SHARDS = Setting("Shard folder from sslx generate.", Path, unit="DIR", resume=MOVABLE, parse=str)
 METHOD = Setting(
     "Pretraining method (required unless --resume); see Methods below.", str, choices=REGISTERED
 )

@@ -186,7 +186,12 @@ class ShardStream(torch.utils.data.IterableDataset):
         images, keep, errors = [], [], []
         for index, jpeg in chunk:
             out = draw_crop(
-                jpeg, index, size=size, crop=self.crop, seed=self.seed, epoch=self.epoch,
+                jpeg,
+                index,
+                size=size,
+                crop=self.crop,
+                seed=self.seed,
+                epoch=self.epoch,
                 shape=(side, side),
             )
             if out is None:
@@ -238,5 +243,3 @@ def _read_pieces(pieces: list[Piece], errors: list[str]) -> Iterator[tuple[int, 
             where = f"{Path(piece.path).name} samples {first}-{first + piece.take - 1}"
             reason = failures[0] if failures else "fewer samples than the manifest lists"
             errors.append(f"{where}: {short} of {piece.take} unreadable ({reason})")
-
-

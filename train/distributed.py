@@ -79,8 +79,11 @@ def gather_rows(local: torch.Tensor, counts: list[int]) -> torch.Tensor | None:
     if not dist.is_initialized():
         return local
     most = max(counts)
-    padded = local if len(local) == most else torch.cat([local, local.new_zeros(
-        (most - len(local), *local.shape[1:]))])  # fmt: skip
+    padded = (
+        local
+        if len(local) == most
+        else torch.cat([local, local.new_zeros((most - len(local), *local.shape[1:]))])
+    )
     if dist.get_rank() != 0:
         dist.gather(padded, None, dst=0)
         return None

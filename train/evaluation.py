@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from sslx.train.batches import Batch, epoch_loader, in_order
+from sslx.common.batching import in_order
+from sslx.train.batches import Batch, epoch_loader
 
 if TYPE_CHECKING:
     from sslx.train.methods.base import EpochContext

@@ -34,7 +34,7 @@ from sslx.train.batches import (
     rank_batches,
     steps_per_epoch,
 )
-from sslx.train.checkpoint import CHECKPOINT_NAME, load_backbone, load_checkpoint
+from sslx.train.checkpoint import CHECKPOINT_NAME, copy_layers, load_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, write_config
 from sslx.train.data import ShardStream
 from sslx.train.methods import SPECS, plugin
@@ -73,27 +73,6 @@ def build_method(config: TrainConfig, from_init: bool = True) -> Method:
         copy_layers(config.init, backbone, config.freeze or CONV_LAYERS)
     backbone.freeze(config.freeze)
     return plugin(config.method)(backbone, config.method_options)
-
-
-def copy_layers(path: str, backbone: AlexNet, layers: tuple[str, ...]) -> None:
-    """Copy conv `layers` (weights and BatchNorm statistics) from a checkpoint's backbone."""
-    source, _ = load_backbone(path)
-    if source.config.resolved() != backbone.config.resolved():
-        raise InputError(
-            f"--init {path} is a {_model_text(source.config)} network, this run a "
-            f"{_model_text(backbone.config)} one; match --size/--sobel/--conv1-stride/"
-            "--classifier-width to it"
-        )
-    for name in layers:
-        backbone.convs[name].load_state_dict(source.convs[name].state_dict())
-
-
-def _model_text(model) -> str:
-    m = model.resolved()
-    return (
-        f"{m.input_size} px, sobel {m.sobel}, conv1 stride {m.conv1_stride}, "
-        f"fc {m.classifier_width}"
-    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
@@ -145,8 +124,21 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     if workers is None:
         workers = default_workers(device, distributed.local_world_size_from_env())
     scheduler = build_scheduler(optimizer, config)
-    run = Run(config, options, out, device, dist, stop, data, method, method, optimizer,
-              scheduler, Progress(), workers)  # fmt: skip
+    run = Run(
+        config,
+        options,
+        out,
+        device,
+        dist,
+        stop,
+        data,
+        method,
+        method,
+        optimizer,
+        scheduler,
+        Progress(),
+        workers,
+    )
     if payload is not None:
         restore_checkpoint(run, payload)
     elif dist.is_main:
@@ -161,10 +153,18 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     try:
         while progress.epoch < config.optim.epochs and not progress.stopped:
             ctx = EpochContext(
-                progress.epoch, device, config, out, data, dist=dist, log=run.log,
-                workers=run.workers, step=progress.global_step,
-                start_step=progress.step_in_epoch, verbose=dist.is_main and options.progress,
-            )  # fmt: skip
+                progress.epoch,
+                device,
+                config,
+                out,
+                data,
+                dist=dist,
+                log=run.log,
+                workers=run.workers,
+                step=progress.global_step,
+                start_step=progress.step_in_epoch,
+                verbose=dist.is_main and options.progress,
+            )
             method.on_epoch_start(ctx)
             stopped = train_one_epoch(run, method.epoch_data(ctx), ctx.record)
             if stopped:

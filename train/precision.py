@@ -37,8 +37,10 @@ def check_amp(precision: str, amp: bool, where: str) -> None:
     if precision == "auto" or (precision == "fp32" and not amp):
         return
     flag = "--amp" if amp else "--no-amp"
-    raise InputError(f"{flag} contradicts --precision {precision} ({where}); give only "
-                     "--precision (--amp/--no-amp are the old spelling of auto/fp32)")  # fmt: skip
+    raise InputError(
+        f"{flag} contradicts --precision {precision} ({where}); give only "
+        "--precision (--amp/--no-amp are the old spelling of auto/fp32)"
+    )
 
 
 def autocast_dtype(precision: str, amp: bool, device_type: str) -> str | None:
@@ -82,5 +84,7 @@ def slow_bf16_note(precision: str, device_type: str) -> str | None:
         native = True  # unknown: say nothing
     if native:
         return None
-    return ("sslx: note: this CPU has no native bf16 (AVX-512 BF16 or AMX); --precision bf16 "
-            "may be slower than fp32 here")  # fmt: skip
+    return (
+        "sslx: note: this CPU has no native bf16 (AVX-512 BF16 or AMX); --precision bf16 "
+        "may be slower than fp32 here"
+    )

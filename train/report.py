@@ -106,13 +106,16 @@ def announce(run: Run) -> None:
     steps, samples = getattr(run.data, "steps", None), run.data.num_samples
     layout = dict(world_size=run.dist.world_size, batch_size=o.batch_size, workers=run.workers)
     layout["arithmetic"] = arithmetic_text(
-        run.config.precision, run.options.amp,
-        use_channels_last(run.options.channels_last, run.device.type), run.device.type,
-    )  # fmt: skip
-    for line in (startup_summary(device=run.device, steps=steps, epochs=o.epochs,
-                                 samples=samples, **layout),
-                 slow_cpu_hint(run.device, run.config.model),
-                 slow_bf16_note(run.config.precision, run.device.type),
-                 milestone_note(o.lr_milestones, o.epochs)):  # fmt: skip
+        run.config.precision,
+        run.options.amp,
+        use_channels_last(run.options.channels_last, run.device.type),
+        run.device.type,
+    )
+    for line in (
+        startup_summary(device=run.device, steps=steps, epochs=o.epochs, samples=samples, **layout),
+        slow_cpu_hint(run.device, run.config.model),
+        slow_bf16_note(run.config.precision, run.device.type),
+        milestone_note(o.lr_milestones, o.epochs),
+    ):
         if line:
             tqdm.write(line, file=sys.stderr)

@@ -76,25 +76,15 @@ def test_resume_after_kill_completes_only_what_is_missing(photo, tmp_path):
     args = [
         "--image",
         str(photo),
-        "--n",
-        "3000",
-        "--size",
-        "64",
-        "--shard-size",
-        "150",
-        "--seed",
-        "1",
-        "--workers",
-        "1",
-        "--quiet",
+        *"--n 3000 --size 64 --shard-size 150 --seed 1 --workers 1 --quiet".split(),
     ]
     full = tmp_path / "full"
     subprocess.run(
-        [sys.executable, "-m", "sslx.cli", "generate", *args, "--out", str(full)], check=True
+        [sys.executable, *"-m sslx.cli generate".split(), *args, "--out", str(full)], check=True
     )
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sslx.cli", "generate", *args, "--out", str(out)],
+        [sys.executable, *"-m sslx.cli generate".split(), *args, "--out", str(out)],
         start_new_session=True,
     )
     deadline = time.time() + 120
@@ -109,7 +99,7 @@ def test_resume_after_kill_completes_only_what_is_missing(photo, tmp_path):
         assert (out / name).read_bytes() == (full / name).read_bytes()
 
     subprocess.run(
-        [sys.executable, "-m", "sslx.cli", "generate", *args, "--out", str(out)], check=True
+        [sys.executable, *"-m sslx.cli generate".split(), *args, "--out", str(out)], check=True
     )
     assert files(out) == files(full)
     assert {n: (out / n).stat().st_ino for n in survivors} == survivors  # not rewritten

@@ -22,10 +22,13 @@ def probe_dir(folder: Path, networks: dict[str, tuple[float, ...]], **meta: dict
     """A probe --out folder whose results.json holds these top-1 values (%) per network."""
     folder.mkdir(parents=True)
     results = [
-        {"name": name, "dims": dict(zip(LAYERS, (9600, 9216, 3456, 3456), strict=True)),
-         "top1": {layer: v / 100 for layer, v in zip(LAYERS, values, strict=True)}}
+        {
+            "name": name,
+            "dims": dict(zip(LAYERS, (9600, 9216, 3456, 3456), strict=True)),
+            "top1": {layer: v / 100 for layer, v in zip(LAYERS, values, strict=True)},
+        }
         for name, values in networks.items()
-    ]  # fmt: skip
+    ]
     payload = {"data": {"val": "held out 0.1"}, "config": {"epochs": 36}, **meta}
     payload["results"] = results
     (folder / "results.json").write_text(json.dumps(payload))
@@ -54,8 +57,15 @@ def test_names_place_networks_in_rows(name, letter, method, seed):
     assert (row.letter, got_method, got_seed) == (letter, method, seed)
 
 
-UNPLACEABLE = ["rotnet-all", "all-seed0", "bigan-blur-seed0", "bigan-all-seed0-2", "supervised-2",
-               "random-init", "bigan-released-seed0", "bigan-all-seedx"]  # fmt: skip
+UNPLACEABLE = [
+    *[
+        *(
+            "rotnet-all all-seed0 bigan-blur-seed0 bigan-all-seed0-2 "
+            "supervised-2 random-init bigan-released-seed0 "
+            "bigan-all-seedx"
+        ).split()
+    ]
+]
 
 
 @pytest.mark.parametrize("name", UNPLACEABLE)
@@ -74,8 +84,10 @@ def test_the_rows_are_generates_presets_and_the_papers_table():
 
 def test_cells_are_mean_and_half_range_over_seeds_from_several_folders(tmp_path):
     first = probe_dir(tmp_path / "p1", {"bigan-none-seed0": (50, 50, 40, 30), "random": (55,) * 4})
-    second = probe_dir(tmp_path / "p2", {"bigan-none-seed1": (53, 52, 40, 31),
-                                         "bigan-none-seed2": (51, 51, 43, 32)})  # fmt: skip
+    second = probe_dir(
+        tmp_path / "p2",
+        {"bigan-none-seed1": (53, 52, 40, 31), "bigan-none-seed2": (51, 51, 43, 32)},
+    )
     rows = collect([first, second])
     assert [r.row.letter for r in rows] == ["b", "c"]
     none = rows[1]
@@ -90,8 +102,12 @@ def test_folders_may_differ_in_the_datas_path_and_the_layers_but_not_the_protoco
     nets = {"bigan-all-seed0": (60,) * 4}
     first = probe_dir(tmp_path / "p1", nets, data={"val": "v", "data_dir": "a"})
     other = {"bigan-all-seed1": (61,) * 4}
-    moved = probe_dir(tmp_path / "p2", other, data={"val": "v", "data_dir": "/elsewhere/a"},
-                      config={"epochs": 36, "layers": [*LAYERS, "conv5"]})  # fmt: skip
+    moved = probe_dir(
+        tmp_path / "p2",
+        other,
+        data={"val": "v", "data_dir": "/elsewhere/a"},
+        config={"epochs": 36, "layers": [*LAYERS, "conv5"]},
+    )
     assert len(collect([first, moved])[0].networks) == 2
     shorter = probe_dir(tmp_path / "p3", other, data={"val": "v"}, config={"epochs": 10})
     with pytest.raises(InputError, match=r"different settings \(epochs: 10 vs 36\)"):
@@ -99,8 +115,9 @@ def test_folders_may_differ_in_the_datas_path_and_the_layers_but_not_the_protoco
 
 
 def test_the_criterion_on_the_papers_own_numbers_passes_with_its_margins(tmp_path):
-    folder = probe_dir(tmp_path / "p", {f"bigan-{key}-seed0": PAPER[key] for key in PRESETS
-                                        if key != "released"})  # fmt: skip
+    folder = probe_dir(
+        tmp_path / "p", {f"bigan-{key}-seed0": PAPER[key] for key in PRESETS if key != "released"}
+    )
     result = criterion(collect([folder]))
     margins = [result["layers"][layer]["margin"] for layer in ("conv1", "conv2", "conv3")]
     assert margins == pytest.approx([2.7, 5.7, 6.9])
@@ -116,10 +133,15 @@ def test_the_criterion_on_the_papers_own_numbers_passes_with_its_margins(tmp_pat
 
 
 def test_a_margin_within_the_spread_fails(tmp_path):
-    folder = probe_dir(tmp_path / "p", {
-        "bigan-none-seed0": (50, 50, 50, 50), "bigan-none-seed1": (52, 50, 50, 50),
-        "bigan-scale-seed0": (58, 49.5, 49, 50), "bigan-scale-seed1": (64, 53.5, 49, 50),
-    })  # fmt: skip
+    folder = probe_dir(
+        tmp_path / "p",
+        {
+            "bigan-none-seed0": (50, 50, 50, 50),
+            "bigan-none-seed1": (52, 50, 50, 50),
+            "bigan-scale-seed0": (58, 49.5, 49, 50),
+            "bigan-scale-seed1": (64, 53.5, 49, 50),
+        },
+    )
     result = criterion(collect([folder]))
     conv1, conv2, conv3 = (result["layers"][x] for x in ("conv1", "conv2", "conv3"))
     assert (conv1["margin"], conv1["largest_spread"]) == pytest.approx((10, 3))  # 61 vs 51
@@ -130,12 +152,18 @@ def test_a_margin_within_the_spread_fails(tmp_path):
     assert conv3["margin"] == pytest.approx(-1) and conv3["verdict"] == "FAIL"
     assert result["met"] is False and result["rows_with_one_network"] == []
     # Margin 3 both times; the largest spread is 2.5, then 3.5.
-    for k, (none, scale, verdict) in enumerate([((50, 55), (55, 56), "PASS"),
-                                                ((50, 57), (56, 57), "FAIL")]):  # fmt: skip
-        folder = probe_dir(tmp_path / f"q{k}", {
-            "bigan-none-seed0": (none[0],) * 4, "bigan-none-seed1": (none[1],) * 4,
-            "bigan-all-seed0": (scale[0],) * 4, "bigan-all-seed1": (scale[1],) * 4,
-        })  # fmt: skip
+    for k, (none, scale, verdict) in enumerate(
+        [((50, 55), (55, 56), "PASS"), ((50, 57), (56, 57), "FAIL")]
+    ):
+        folder = probe_dir(
+            tmp_path / f"q{k}",
+            {
+                "bigan-none-seed0": (none[0],) * 4,
+                "bigan-none-seed1": (none[1],) * 4,
+                "bigan-all-seed0": (scale[0],) * 4,
+                "bigan-all-seed1": (scale[1],) * 4,
+            },
+        )
         conv1 = criterion(collect([folder]))["layers"]["conv1"]
         assert conv1["margin"] == pytest.approx(3) and conv1["verdict"] == verdict
 
@@ -153,12 +181,18 @@ def test_without_a_row_of_each_kind_the_criterion_is_not_evaluated(tmp_path):
 
 
 def test_the_command_writes_the_table_its_json_and_the_plot(tmp_path, capsys):
-    folder = probe_dir(tmp_path / "probes", {
-        "supervised-seed0": (61, 65, 64, 62), "supervised-seed1": (62, 66, 64, 61),
-        "random": (59.3, 59.4, 56.2, 54.5),
-        "bigan-none-seed0": (57, 58, 52, 49), "bigan-none-seed1": (58, 58, 52, 50),
-        "bigan-all-seed0": (60, 64, 58, 55), "bigan-all-seed1": (61, 63, 57, 55),
-    })  # fmt: skip
+    folder = probe_dir(
+        tmp_path / "probes",
+        {
+            "supervised-seed0": (61, 65, 64, 62),
+            "supervised-seed1": (62, 66, 64, 61),
+            "random": (59.3, 59.4, 56.2, 54.5),
+            "bigan-none-seed0": (57, 58, 52, 49),
+            "bigan-none-seed1": (58, 58, 52, 50),
+            "bigan-all-seed0": (60, 64, 58, 55),
+            "bigan-all-seed1": (61, 63, 57, 55),
+        },
+    )
     assert main(["viz", "ablation", str(folder), "--out", str(folder)]) == 0
     text = (folder / "ablation.md").read_text()
     assert capsys.readouterr().out == text
@@ -188,14 +222,25 @@ def test_pretext_curves_come_from_each_runs_metrics_by_epoch(tmp_path):
     def logged(step, epoch, value):
         return json.dumps({"step": step, "epoch": epoch, "rotation_accuracy": value})
 
-    easy = run_with_metrics(tmp_path / "runs/rotnet-all-seed0", [
-        logged(1, 1, 0.5), logged(2, 1, 0.7), '{"step": 2, "event": "epoch_end", "epoch": 1}',
-        logged(3, 2, 0.9), logged(4, 2, 0.95), '{"step": 4, "ev',  # a run cut mid-write
-    ])  # fmt: skip
-    folder = probe_dir(tmp_path / "probes", {
-        "random": (59, 59, 56, 54), "rotnet-all-seed0": (60, 64, 58, 55),
-        "rotnet-none-seed0": (57, 58, 52, 49),
-    })  # fmt: skip
+    easy = run_with_metrics(
+        tmp_path / "runs/rotnet-all-seed0",
+        [
+            logged(1, 1, 0.5),
+            logged(2, 1, 0.7),
+            '{"step": 2, "event": "epoch_end", "epoch": 1}',
+            logged(3, 2, 0.9),
+            logged(4, 2, 0.95),
+            '{"step": 4, "ev',  # a run cut mid-write
+        ],
+    )
+    folder = probe_dir(
+        tmp_path / "probes",
+        {
+            "random": (59, 59, 56, 54),
+            "rotnet-all-seed0": (60, 64, 58, 55),
+            "rotnet-none-seed0": (57, 58, 52, 49),
+        },
+    )
     payload = json.loads((folder / "results.json").read_text())
     payload["results"][1]["source"] = {"checkpoint": easy}
     payload["results"][2]["source"] = {"checkpoint": str(tmp_path / "moved/checkpoint.pt")}
@@ -205,8 +250,11 @@ def test_pretext_curves_come_from_each_runs_metrics_by_epoch(tmp_path):
     text = (folder / "ablation.md").read_text()
     assert "| rotnet-all-seed0 | (j) | rotation_accuracy (0.25) | 0.600 → 0.925 |" in text
     assert "rotnet-none-seed0 |" not in text.split("## Pretext curves")[1]  # no run to read
-    networks = {n["name"]: n for r in json.loads((folder / "ablation.json").read_text())["rows"]
-                for n in r["networks"]}  # fmt: skip
+    networks = {
+        n["name"]: n
+        for r in json.loads((folder / "ablation.json").read_text())["rows"]
+        for n in r["networks"]
+    }
     assert networks["rotnet-all-seed0"]["pretext"]["epoch_means"] == pytest.approx([0.6, 0.925])
     assert networks["rotnet-none-seed0"]["pretext"] is None
     assert (folder / "ablation-pretext.png").read_bytes()[:4] == b"\x89PNG"

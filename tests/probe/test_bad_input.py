@@ -16,8 +16,12 @@ from sslx.cli import main
 from sslx.train.alexnet import ModelConfig
 from sslx.train.checkpoint import build_checkpoint
 
-FAST = ["--epochs", "2", "--batch-size", "16", "--lr-milestones", "1", "--workers", "0",
-        "--quiet", "--cache-features", "--layers", "conv1"]  # fmt: skip
+FAST = [
+    *(
+        "--epochs 2 --batch-size 16 --lr-milestones 1 --workers 0 --quiet "
+        "--cache-features --layers conv1"
+    ).split()
+]
 
 
 def put(path, data: bytes = b"x"):
@@ -28,8 +32,14 @@ def put(path, data: bytes = b"x"):
 
 def unfit_checkpoint(t):
     model = ModelConfig(input_size=32, classifier_width=16)
-    payload = build_checkpoint(config={}, model=model, method="rotnet", heads={}, progress={},
-                               backbone={"convs.conv1.0.weight": torch.zeros(3)})  # fmt: skip
+    payload = build_checkpoint(
+        config={},
+        model=model,
+        method="rotnet",
+        heads={},
+        progress={},
+        backbone={"convs.conv1.0.weight": torch.zeros(3)},
+    )
     save_atomic(payload, t / "unfit.pt")
     return t / "unfit.pt"
 
@@ -46,8 +56,9 @@ def setups(image_folder, evil_cifar):
     return {
         "missing": lambda t: t / "missing",
         "flat": lambda t: put(t / "flat" / "a.png").parent,
-        "empty_class": lambda t: put(put(t / "ec" / "cat" / ".k").parent.parent / "dog" / ".k")
-        .parent.parent,
+        "empty_class": lambda t: (
+            put(put(t / "ec" / "cat" / ".k").parent.parent / "dog" / ".k").parent.parent
+        ),
         "folder": lambda t: shutil.copytree(image_folder, t / "images"),
         "one_class": lambda t: shutil.copytree(image_folder / "red", t / "one" / "red").parent,
         "evil_cifar": evil_cifar,
@@ -67,33 +78,36 @@ CASES = [
     ([*RANDOM, "--data-dir", "{flat}", *OUT], "no class folders"),
     ([*RANDOM, "--data-dir", "{empty_class}", *OUT], "no images in class folder"),
     ([*RANDOM, "--data-dir", "{one_class}", *OUT], "has 1 class(es); a probe needs 2+"),
-    ([*RANDOM, "--data-dir", "{folder}", "--layers", "conv6", *OUT], "conv6"),
-    ([*RANDOM, "--data-dir", "{folder}", "--seed", "-1", *OUT], "--seed must be >= 0"),
-    ([*RANDOM, "--data-dir", "{folder}", "--split-seed", "-2", *OUT], "--split-seed must be"),
-    ([*RANDOM, "--data-dir", "{folder}", "--workers", "-1", *OUT], "--workers must be >= 0"),
+    ([*RANDOM, *"--data-dir {folder} --layers conv6".split(), *OUT], "conv6"),
+    ([*RANDOM, *"--data-dir {folder} --seed -1".split(), *OUT], "--seed must be >= 0"),
+    ([*RANDOM, *"--data-dir {folder} --split-seed -2".split(), *OUT], "--split-seed must be"),
+    ([*RANDOM, *"--data-dir {folder} --workers -1".split(), *OUT], "--workers must be >= 0"),
     ([*RANDOM[:2], "100000", "--data-dir", "{folder}", *OUT], "--size must be in [1, 1024]"),
-    ([*RANDOM, "--data-dir", "{folder}", "--lr", "nan", *OUT], "--lr must be a finite number"),
-    ([*RANDOM, "--data-dir", "{folder}", "--momentum", "-1", *OUT], "--momentum must be in"),
-    ([*RANDOM, "--data-dir", "{folder}", "--val-fraction", "1", *OUT], "--val-fraction must"),
-    ([*RANDOM, "--data-dir", "{folder}", "--batch-size", "1", *OUT], "--batch-size must be"),
-    ([*RANDOM, "--data-dir", "{folder}", "--epochs", "0", *OUT], "--epochs must be >= 1"),
-    ([*RANDOM, "--data-dir", "{folder}", "--lr-milestones", "x", *OUT], "--lr-milestones"),
-    ([*RANDOM, "--data-dir", "{folder}", "--crop-ratio", "0", *OUT], "--crop-ratio"),
-    (["--checkpoint", "{foreign}", "--data-dir", "{folder}", *OUT], "{foreign}"),
-    (["--checkpoint", "{missing}", "--data-dir", "{folder}", *OUT], "{missing}"),
-    (["--checkpoint", "{pickle}", "--data-dir", "{folder}", *OUT], "is not an sslx checkpoint"),
-    (["--checkpoint", "{unfit}", "--data-dir", "{folder}", *OUT], "weights do not match"),
+    ([*RANDOM, *"--data-dir {folder} --lr nan".split(), *OUT], "--lr must be a finite number"),
+    ([*RANDOM, *"--data-dir {folder} --momentum -1".split(), *OUT], "--momentum must be in"),
+    ([*RANDOM, *"--data-dir {folder} --val-fraction 1".split(), *OUT], "--val-fraction must"),
+    ([*RANDOM, *"--data-dir {folder} --batch-size 1".split(), *OUT], "--batch-size must be"),
+    ([*RANDOM, *"--data-dir {folder} --epochs 0".split(), *OUT], "--epochs must be >= 1"),
+    ([*RANDOM, *"--data-dir {folder} --lr-milestones x".split(), *OUT], "--lr-milestones"),
+    ([*RANDOM, *"--data-dir {folder} --crop-ratio 0".split(), *OUT], "--crop-ratio"),
+    ([*"--checkpoint {foreign} --data-dir {folder}".split(), *OUT], "{foreign}"),
+    ([*"--checkpoint {missing} --data-dir {folder}".split(), *OUT], "{missing}"),
+    ([*"--checkpoint {pickle} --data-dir {folder}".split(), *OUT], "is not an sslx checkpoint"),
+    ([*"--checkpoint {unfit} --data-dir {folder}".split(), *OUT], "weights do not match"),
     (["--data-dir", "{folder}", *OUT], "nothing to probe"),
-    ([*RANDOM, "--data-dir", "{folder}", "--out", "{folder}"], "overlaps the input --data-dir"),
-    ([*RANDOM, "--data-dir", "{folder}", "--out", "{folder}/red"], "overlaps the input"),
-    ([*RANDOM, "--data-dir", "{folder}/red/..", "--out", "{tmp}"], "overlaps the input"),
-    ([*RANDOM, "--data-dir", "{one_class}", "--val-dir", "{folder}", "--out", "{folder}/p"],
-     "overlaps the input --val-dir"),
-    ([*RANDOM, "--dataset", "cifar10", "--data-dir", "{evil_cifar}", *OUT],
-     "calls posix.system, which CIFAR files never do"),
-    ([*RANDOM, "--data-dir", "{folder}", "--out", "{ro}/p"],
-     "cannot write {ro}/p"),
-    ([*RANDOM, "--data-dir", "{folder}", "--out", "{file}"], "{file}"),
+    ([*RANDOM, *"--data-dir {folder} --out {folder}".split()], "overlaps the input --data-dir"),
+    ([*RANDOM, *"--data-dir {folder} --out {folder}/red".split()], "overlaps the input"),
+    ([*RANDOM, *"--data-dir {folder}/red/.. --out {tmp}".split()], "overlaps the input"),
+    (
+        [*RANDOM, *"--data-dir {one_class} --val-dir {folder} --out {folder}/p".split()],
+        "overlaps the input --val-dir",
+    ),
+    (
+        [*RANDOM, *"--dataset cifar10 --data-dir {evil_cifar}".split(), *OUT],
+        "calls posix.system, which CIFAR files never do",
+    ),
+    ([*RANDOM, *"--data-dir {folder} --out {ro}/p".split()], "cannot write {ro}/p"),
+    ([*RANDOM, *"--data-dir {folder} --out {file}".split()], "{file}"),
 ]
 
 
@@ -129,10 +143,17 @@ def _top1(out):
     ],
     ids=["empty", "truncated", "zeroed", "marker", "labels"],
 )
-def test_a_damaged_feature_cache_is_rebuilt_never_used(image_folder, tmp_path, capsys,
-                                                       damage, reason):  # fmt: skip
-    args = ["probe", *FAST, "--random-init", "--size", "32", "--data-dir", str(image_folder),
-            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+def test_a_damaged_feature_cache_is_rebuilt_never_used(
+    image_folder, tmp_path, capsys, damage, reason
+):
+    args = [
+        "probe",
+        *FAST,
+        *"--random-init --size 32 --data-dir".split(),
+        str(image_folder),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     damage(tmp_path / "cache" / "random" / "train.json")
     capsys.readouterr()

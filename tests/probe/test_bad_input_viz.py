@@ -22,8 +22,9 @@ def _checkpoint(t, backbone=None):
         from sslx.train.alexnet import AlexNet
 
         backbone = AlexNet(model).state_dict()
-    payload = build_checkpoint(config={}, model=model, method="rotnet", heads={}, progress={},
-                               backbone=backbone)  # fmt: skip
+    payload = build_checkpoint(
+        config={}, model=model, method="rotnet", heads={}, progress={}, backbone=backbone
+    )
     save_atomic(payload, t / "c.pt")
     return t / "c.pt"
 
@@ -64,11 +65,11 @@ SETUPS = {
 OUT = ["--out", "{tmp}/f.png"]
 TO = ["--out", "{tmp}/table"]
 CASES = [
-    (["filters", "{ckpt}", "--zoom", "0", *OUT], "--zoom must be in [1, 64]"),
-    (["filters", "{ckpt}", "--zoom", "100000", *OUT], "--zoom must be in [1, 64]"),
-    (["filters", "{ckpt}", "--columns", "0", *OUT], "--columns must be in [1, 1024]"),
-    (["filters", "{ckpt}", "--out", "{tmp}/x.txt"], "--out must be a .png file"),
-    (["filters", "{ckpt}", "--out", "{ro}/f.png"], "cannot write {ro}: Read-only file system"),
+    ([*"filters {ckpt} --zoom 0".split(), *OUT], "--zoom must be in [1, 64]"),
+    ([*"filters {ckpt} --zoom 100000".split(), *OUT], "--zoom must be in [1, 64]"),
+    ([*"filters {ckpt} --columns 0".split(), *OUT], "--columns must be in [1, 1024]"),
+    ([*"filters {ckpt} --out {tmp}/x.txt".split()], "--out must be a .png file"),
+    ([*"filters {ckpt} --out {ro}/f.png".split()], "cannot write {ro}: Read-only file system"),
     (["filters", "{foreign}", *OUT], "is not an sslx checkpoint"),
     (["filters", "{pickle}", *OUT], "is not an sslx checkpoint"),
     (["filters", "{unfit}", *OUT], "weights do not match"),
@@ -83,8 +84,8 @@ CASES = [
     (["ablation", "{probes}", "{rotnet}", *TO], "the preset rows mix methods (bigan, rotnet)"),
     (["ablation", "{probes}", "{wide}", *TO], "probed at different dimensions"),
     (["ablation", "{probes}", "{split}", *TO], "different settings (val: 'held out 0.2' vs"),
-    (["ablation", "{probes}", "--out", "{file}"], "is a file; give a folder"),
-    (["ablation", "{probes}", "--out", "{ro}"], "cannot write {ro}: Read-only file system"),
+    ([*"ablation {probes} --out {file}".split()], "is a file; give a folder"),
+    ([*"ablation {probes} --out {ro}".split()], "cannot write {ro}: Read-only file system"),
     (["ablation", *TO], "Missing argument 'PROBE_DIR...'"),
 ]
 
@@ -95,6 +96,17 @@ def test_bad_input(bad_input, args, message):
 
 
 def test_a_good_checkpoint_draws(tmp_path):
-    assert main(["viz", "filters", str(_checkpoint(tmp_path)), "--out", str(tmp_path / "f.png"),
-                 "--zoom", "2", "--columns", "8"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "viz",
+                "filters",
+                str(_checkpoint(tmp_path)),
+                "--out",
+                str(tmp_path / "f.png"),
+                *"--zoom 2 --columns 8".split(),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

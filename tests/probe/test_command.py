@@ -8,25 +8,41 @@ import torch
 
 from sslx.cli import main
 
-FAST = ["--epochs", "3", "--batch-size", "16", "--lr", "0.05", "--lr-milestones", "2",
-        "--workers", "0", "--quiet", "--cache-features"]  # fmt: skip
+FAST = [
+    *(
+        "--epochs 3 --batch-size 16 --lr 0.05 --lr-milestones 2 --workers 0 "
+        "--quiet --cache-features"
+    ).split()
+]
 
 
 @pytest.fixture(scope="module")
 def checkpoint(image_folder, tmp_path_factory):
     """A supervised run on the colour classes: the probe's own reference row."""
     run = tmp_path_factory.mktemp("sup") / "run"
-    args = ["train", "--method", "supervised", "--dataset", "imagefolder", "--data-dir",
-            str(image_folder), "--out", str(run), "--size", "32", "--classifier-width", "64",
-            "--batch-size", "16", "--epochs", "1", "--workers", "0", "--quiet"]  # fmt: skip
+    args = [
+        *"train --method supervised --dataset imagefolder --data-dir".split(),
+        str(image_folder),
+        "--out",
+        str(run),
+        *("--size 32 --classifier-width 64 --batch-size 16 --epochs 1 --workers 0 --quiet").split(),
+    ]
     assert main(args) == 0
     return run
 
 
 def test_probe_compares_checkpoints_side_by_side(checkpoint, image_folder, tmp_path, capsys):
     out = tmp_path / "probe"
-    args = ["probe", "--checkpoint", str(checkpoint), "--random-init", "--dataset",
-            "imagefolder", "--data-dir", str(image_folder), "--out", str(out), *FAST]  # fmt: skip
+    args = [
+        "probe",
+        "--checkpoint",
+        str(checkpoint),
+        *"--random-init --dataset imagefolder --data-dir".split(),
+        str(image_folder),
+        "--out",
+        str(out),
+        *FAST,
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "| run |" in captured.out and "| random |" in captured.out
@@ -41,14 +57,32 @@ def test_probe_compares_checkpoints_side_by_side(checkpoint, image_folder, tmp_p
     assert results["config"]["cache_features"] and results["config"]["augment"] is False
 
 
-def test_rerun_of_a_finished_probe_reuses_its_state(image_folder, tmp_path, capsys):
-    args = ["probe", "--random-init", "--size", "32", "--data-dir", str(image_folder),
-            "--out", str(tmp_path), "--layers", "conv1", *FAST]  # fmt: skip
+def test_rerun_of_a_finished_probe_reuses_its_state(image_folder, tmp_path, monkeypatch):
+    from sslx.probe import features, run
+
+    args = [
+        *"probe --random-init --size 32 --data-dir".split(),
+        str(image_folder),
+        "--out",
+        str(tmp_path),
+        "--layers",
+        "conv1",
+        *FAST,
+    ]
     assert main(args) == 0
     first = json.loads((tmp_path / "results.json").read_text())["results"][0]
+    state = next((tmp_path / "state").iterdir())
+    saved = state.stat().st_mtime_ns
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished probe was computed again")
+
+    monkeypatch.setattr(run, "train_probes", refuse)  # no training...
+    monkeypatch.setattr(features.FrozenTrunk, "forward", refuse)  # ...nor features
     assert main(args) == 0
     again = json.loads((tmp_path / "results.json").read_text())["results"][0]
     assert again["top1"] == first["top1"] and again["train_loss"] == first["train_loss"]
+    assert state.stat().st_mtime_ns == saved
 
 
 def test_viz_filters_writes_a_png(checkpoint, tmp_path):
@@ -66,16 +100,31 @@ def test_unknown_architecture_is_exit_2(checkpoint, image_folder, tmp_path, caps
     payload = torch.load(checkpoint / "checkpoint.pt", weights_only=False)
     payload["model"]["arch"] = "vgg16"
     torch.save(payload, tmp_path / "vgg.pt")
-    args = ["probe", "--checkpoint", str(tmp_path / "vgg.pt"), "--data-dir", str(image_folder),
-            "--out", str(tmp_path / "out"), *FAST]  # fmt: skip
+    args = [
+        "probe",
+        "--checkpoint",
+        str(tmp_path / "vgg.pt"),
+        "--data-dir",
+        str(image_folder),
+        "--out",
+        str(tmp_path / "out"),
+        *FAST,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown architecture 'vgg16'" in err, err
 
 
 def test_damaged_probe_state_and_zero_crop_ratio_are_exit_2(image_folder, tmp_path, capsys):
-    args = ["probe", "--random-init", "--size", "32", "--data-dir", str(image_folder),
-            "--out", str(tmp_path), "--layers", "conv1", *FAST]  # fmt: skip
+    args = [
+        *"probe --random-init --size 32 --data-dir".split(),
+        str(image_folder),
+        "--out",
+        str(tmp_path),
+        "--layers",
+        "conv1",
+        *FAST,
+    ]
     assert main([*args, "--crop-ratio", "0"]) == 2
     assert "--crop-ratio" in capsys.readouterr().err
     (tmp_path / "state").mkdir(exist_ok=True)

@@ -20,8 +20,7 @@ def data(image_folder):
 
 
 def _config(**kw) -> ProbeConfig:
-    base = dict(layers=LAYERS, epochs=4, batch_size=16, lr=0.05, lr_milestones=(3,),
-                crop_ratio=1.0)  # fmt: skip
+    base = dict(layers=LAYERS, epochs=4, batch_size=16, lr=0.05, lr_milestones=(3,), crop_ratio=1.0)
     return ProbeConfig(**{**base, **kw})
 
 
@@ -52,12 +51,19 @@ def test_cache_on_disk_is_reused_and_equals_the_in_memory_one(data, tmp_path):
 
     images = Transformed(data.train, eval_transform(32, 1.0))
     args = dict(batch_size=8, workers=0, device=torch.device("cpu"), progress=False)
+    passes = []
+    trunk.register_forward_hook(lambda *_: passes.append(1))
     memory = extract_features(trunk, images, **args)
     disk = extract_features(trunk, images, cache_dir=tmp_path, fingerprint="k", **args)
+    batches = len(passes)
+    assert batches == 2 * -(-len(images) // 8)  # both extractions ran the trunk
     again = extract_features(trunk, images, cache_dir=tmp_path, fingerprint="k", **args)
+    assert len(passes) == batches  # the rerun read the files: no forward pass at all
     assert torch.equal(memory.features["conv2"], disk.features["conv2"])
     assert torch.equal(again.features["conv2"], disk.features["conv2"])
     assert memory.features["conv2"].dtype == torch.float16
+    other = extract_features(trunk, images, cache_dir=tmp_path, fingerprint="other", **args)
+    assert len(passes) > batches and torch.equal(other.features["conv2"], disk.features["conv2"])
 
 
 def test_an_interrupted_probe_continues_from_its_last_epoch(data, tmp_path):
@@ -104,8 +110,9 @@ def test_probe_training_loss_does_not_increase_on_separable_data():
         for b in epoch_batches(len(labels), 32, seed=0, epoch=epoch):
             yield {"conv1": features[b]}, labels[b]
 
-    history = train_probes(probes, optimizer, schedule, batches, range(5), {"conv1": []},
-                           progress=False)["conv1"]  # fmt: skip
+    history = train_probes(
+        probes, optimizer, schedule, batches, range(5), {"conv1": []}, progress=False
+    )["conv1"]
     assert all(b <= a for a, b in itertools.pairwise(history)), history
 
 

@@ -26,9 +26,17 @@ def recording_forward(self, images, batch):
 def main(shards: str, out: str, result_dir: str) -> None:
     RotNet.forward = recording_forward
     config = TrainConfig.for_method(
-        "rotnet", shards=shards, input_size=64, conv1_stride=4, classifier_width=32,
-        batch_size=24, epochs=2, lr=0.05, lr_milestones=(), shuffle_buffer=32,
-    )  # fmt: skip
+        "rotnet",
+        shards=shards,
+        input_size=64,
+        conv1_stride=4,
+        classifier_width=32,
+        batch_size=24,
+        epochs=2,
+        lr=0.05,
+        lr_milestones=(),
+        shuffle_buffer=32,
+    )
     result = train(config, Path(out), RunOptions(workers=1, log_every=2))
     rank = int(__import__("os").environ["RANK"])
     params = torch.cat([p.detach().flatten() for p in result.method.parameters()])

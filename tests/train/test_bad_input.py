@@ -16,7 +16,7 @@ from sslx.cli import main
 from sslx.train.checkpoint import build_checkpoint
 from sslx.train.methods.deepcluster.method import clusters_path
 
-TINY = ["--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--workers", "0"]
+TINY = [*"--size 64 --conv1-stride 4 --classifier-width 16 --workers 0".split()]
 
 
 def copy(src, dst):
@@ -34,8 +34,22 @@ def put(path, data: bytes = b"x"):
 def finished_run(shards, tmp_path_factory):
     """A finished one-epoch RotNet run (batch size 48)."""
     run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", "--shards", str(shards), "--method", "rotnet", *TINY, "--batch-size",
-                 "48", "--epochs", "1", "--out", str(run), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--shards",
+                str(shards),
+                "--method",
+                "rotnet",
+                *TINY,
+                *"--batch-size 48 --epochs 1 --out".split(),
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -43,9 +57,22 @@ def finished_run(shards, tmp_path_factory):
 def deepcluster_run(shards, tmp_path_factory):
     """A DeepCluster run stopped after one step: a mid-epoch resume reads its clusters file."""
     run = tmp_path_factory.mktemp("dc") / "run"
-    assert main(["train", "--shards", str(shards), "--method", "deepcluster", *TINY,
-                 "--clusters", "4", "--pca-dim", "8", "--batch-size", "16", "--max-steps", "1",
-                 "--out", str(run), "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--shards",
+                str(shards),
+                "--method",
+                "deepcluster",
+                *TINY,
+                *"--clusters 4 --pca-dim 8 --batch-size 16 --max-steps 1 --out".split(),
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -74,9 +101,14 @@ def changed_shard(shards, t):
 
 
 def unfit_checkpoint(t):
-    payload = build_checkpoint(config={}, model=torch.nn.Module and _model(), method="rotnet",
-                               backbone={"convs.conv1.0.weight": torch.zeros(3)}, heads={},
-                               progress={})  # fmt: skip
+    payload = build_checkpoint(
+        config={},
+        model=torch.nn.Module and _model(),
+        method="rotnet",
+        backbone={"convs.conv1.0.weight": torch.zeros(3)},
+        heads={},
+        progress={},
+    )
     save_atomic(payload, t / "unfit.pt")
     return t / "unfit.pt"
 
@@ -133,12 +165,12 @@ def _npy(array) -> bytes:
     return buffer.getvalue()
 
 
-NEW = ["--method", "rotnet", "--shards", "{shards}"]
+NEW = [*"--method rotnet --shards {shards}".split()]
 OUT = ["--out", "{tmp}/out"]
-SUP = ["--method", "supervised", "--dataset", "imagefolder"]
+SUP = [*"--method supervised --dataset imagefolder".split()]
 CASES = [
-    (["--shards", "{missing}", "--method", "rotnet", *OUT], "shard folder not found"),
-    (["--shards", "{empty}", "--method", "rotnet", *OUT], "no manifest.json"),
+    ([*"--shards {missing} --method rotnet".split(), *OUT], "shard folder not found"),
+    ([*"--shards {empty} --method rotnet".split(), *OUT], "no manifest.json"),
     (["--shards", "{shards}", *OUT], "--method is required"),
     ([*NEW, "--size", "8", *OUT], "no feature map"),
     ([*NEW, "--size", "100000", *OUT], "--size must be in [1, 1024]"),
@@ -159,36 +191,40 @@ CASES = [
     ([*NEW, "--max-bad-fraction", "nan", *OUT], "--max-bad-fraction must be a finite"),
     ([*NEW, "--max-steps", "0", *OUT], "--max-steps must be >= 1 (got 0)"),
     ([*NEW, "--epochs", "0", *OUT], "--epochs must be >= 1 (got 0)"),
-    ([*NEW, "--crop-scale-min", "0.5", "--crop-scale-max", "0.2", *OUT], "is above"),
+    ([*NEW, *"--crop-scale-min 0.5 --crop-scale-max 0.2".split(), *OUT], "is above"),
     ([*NEW, "--dist-timeout-minutes", "-5", *OUT], "--dist-timeout-minutes must be > 0"),
     ([*NEW, "--clusters", "50", *OUT], "--clusters do(es) not apply to --method rotnet"),
     (["--resume", *OUT], "nothing to resume"),
-    (["--method", "nope", "--shards", "{shards}", *OUT], "Invalid value for '--method'"),
-    (["--method", "rotnet", "--shards", "{bad_manifest}", *OUT], "num_samples is not"),
-    (["--method", "rotnet", "--shards", "{garbage_manifest}", *OUT], "manifest.json is unread"),
-    (["--method", "rotnet", "--shards", "{truncated}", *OUT], "1 of 5 shard(s) in"),
-    (["--method", "rotnet", "--shards", "{truncated}", *OUT], "the first shard-000002.tar"),
-    (["--method", "rotnet", "--shards", "{changed}", "--verify-shards", *OUT], "changed"),
-    (["--method", "rotnet", "--shards", "{myshards}", "--out", "{myshards}"], "overlaps"),
-    (["--method", "rotnet", "--shards", "{myshards}", "--out", "{myshards}/run"], "overlaps"),
-    (["--method", "rotnet", "--shards", "{myshards}/..", "--out", "{tmp}/o"], "overlaps"),
-    ([*SUP, "--data-dir", "{folder}", "--out", "{folder}/run"], "overlaps the input --data-dir"),
+    ([*"--method nope --shards {shards}".split(), *OUT], "Invalid value for '--method'"),
+    ([*"--method rotnet --shards {bad_manifest}".split(), *OUT], "num_samples is not"),
+    ([*"--method rotnet --shards {garbage_manifest}".split(), *OUT], "manifest.json is unread"),
+    ([*"--method rotnet --shards {truncated}".split(), *OUT], "1 of 5 shard(s) in"),
+    ([*"--method rotnet --shards {truncated}".split(), *OUT], "the first shard-000002.tar"),
+    ([*"--method rotnet --shards {changed} --verify-shards".split(), *OUT], "changed"),
+    ([*"--method rotnet --shards {myshards} --out {myshards}".split()], "overlaps"),
+    ([*"--method rotnet --shards {myshards} --out {myshards}/run".split()], "overlaps"),
+    ([*"--method rotnet --shards {myshards}/.. --out {tmp}/o".split()], "overlaps"),
+    ([*SUP, *"--data-dir {folder} --out {folder}/run".split()], "overlaps the input --data-dir"),
     ([*SUP, "--data-dir", "{one_class}", *OUT], "fewer than 2 classes"),
     ([*SUP, "--data-dir", "{missing}", *OUT], "dataset path not found"),
-    (["--method", "supervised", "--dataset", "cifar10", "--data-dir", "{evil_cifar}", *OUT],
-     "calls posix.system, which CIFAR files never do"),
+    (
+        [*"--method supervised --dataset cifar10 --data-dir {evil_cifar}".split(), *OUT],
+        "calls posix.system, which CIFAR files never do",
+    ),
     ([*NEW, "--out", "{ro}/run"], "cannot write {ro}/run: Read-only file system"),
     ([*NEW, "--out", "{file}"], "{file}: File exists"),
     ([*NEW, "--init", "{unfit}", *OUT], "the weights do not match its model record"),
     ([*NEW, "--init", "{pickle}", *OUT], "is not an sslx checkpoint"),
     ([*NEW, "--init", "{missing}", *OUT], "checkpoint not found"),
-    (["--out", "{run}", "--resume", "--batch-size", "16"],
-     "--batch-size cannot change on --resume (the run has 48, the command gives 16)"),
-    (["--out", "{run}", "--resume", "--lr", "0.5", "--seed", "3"], "--seed cannot change"),
-    (["--out", "{run}", "--resume", "--clusters", "3"], "--clusters do(es) not apply"),
-    (["--out", "{run}", "--resume", "--method", "bigan"], "this run trains rotnet, not bigan"),
+    (
+        [*"--out {run} --resume --batch-size 16".split()],
+        "--batch-size cannot change on --resume (the run has 48, the command gives 16)",
+    ),
+    ([*"--out {run} --resume --lr 0.5 --seed 3".split()], "--seed cannot change"),
+    ([*"--out {run} --resume --clusters 3".split()], "--clusters do(es) not apply"),
+    ([*"--out {run} --resume --method bigan".split()], "this run trains rotnet, not bigan"),
     (["--out", "{run}", "--resume"], "is finished (1 epoch(s))"),
-    (["--out", "{run}", "--resume", "--epochs", "1"], "is finished"),
+    ([*"--out {run} --resume --epochs 1".split()], "is finished"),
     ([*NEW, "--out", "{run}"], "add --resume"),
     (["--out", "{bad_yaml}", "--resume"], "config.yaml is unreadable"),
     (["--out", "{dc_zero}", "--resume"], "epoch_0000.npy is damaged"),
@@ -208,12 +244,21 @@ def test_resume_accepts_the_same_command_and_warns_only_on_a_real_order_change(
 ):
     """The run's own flags repeated with --resume are accepted (issue 15, item 5), and
     0 vs 1 loader workers read the same stream: no "different order" warning."""
-    run = ["train", "--shards", str(shards), "--method", "rotnet", *TINY, "--batch-size", "16",
-           "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]  # fmt: skip
+    run = [
+        "train",
+        "--shards",
+        str(shards),
+        "--method",
+        "rotnet",
+        *TINY,
+        *"--batch-size 16 --epochs 1 --out".split(),
+        str(tmp_path / "r"),
+        "--quiet",
+    ]
     assert main([*run, "--max-steps", "2"]) == 0
     capsys.readouterr()
     assert main([*run, "--resume", "--workers", "1"]) == 0
     err = capsys.readouterr().err
     assert "finished 1 epoch(s)" in err and "different order" not in err, err
-    assert main([*run, "--resume", "--epochs", "2", "--max-steps", "16"]) == 0  # extends it
+    assert main([*run, *"--resume --epochs 2 --max-steps 16".split()]) == 0  # extends it
     assert "reached --max-steps at epoch 2" in capsys.readouterr().err

@@ -14,5 +14,8 @@ def test_rotnet_lr_is_the_one_its_lut_applies_from_epoch_0():
 def test_each_method_has_its_own_default_input_size(tmp_path):
     """jeffdonahue/bigan README (ImageNet): --crop_size 64; the others train at 224."""
     assert {name: s.defaults.input_size for name, s in SPECS.items()} == {
-        "bigan": 64, "deepcluster": 224, "rotnet": 224, "supervised": 224,
-    }  # fmt: skip
+        "bigan": 64,
+        "deepcluster": 224,
+        "rotnet": 224,
+        "supervised": 224,
+    }

@@ -2,8 +2,6 @@
 the same steps per epoch as the same command on one process (the batch is global)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,25 +9,20 @@ import pytest
 from sslx.train.checkpoint import load_checkpoint
 
 
-def _launch(nproc: int, shards: Path, tmp_path: Path) -> list[dict]:
+def _launch(torchrun, nproc: int, shards: Path, tmp_path: Path) -> list[dict]:
     results = tmp_path / f"results{nproc}"
     results.mkdir()
     worker = Path(__file__).with_name("ddp_worker.py")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-        str(nproc), str(worker), str(shards), str(tmp_path / f"run{nproc}"), str(results),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = torchrun(worker, shards, tmp_path / f"run{nproc}", results, nproc=nproc)
     if nproc == 2:
         assert "global batch 24 over 2 rank(s): 12 per rank" in done.stderr
     return [json.loads((results / f"rank{r}.json").read_text()) for r in range(nproc)]
 
 
 @pytest.mark.slow  # two torch processes: ~50 s; CI runs it with the slow tests
-def test_two_process_ddp_on_cpu(shards, tmp_path):
-    ranks = _launch(2, shards, tmp_path)
-    single = _launch(1, shards, tmp_path)
+def test_two_process_ddp_on_cpu(shards, tmp_path, torchrun):
+    ranks = _launch(torchrun, 2, shards, tmp_path)
+    single = _launch(torchrun, 1, shards, tmp_path)
     # 240 samples, global batch 24 (12 per rank): 10 steps per epoch on 1 or 2 ranks.
     assert single[0]["steps"] == ranks[0]["steps"] == ranks[1]["steps"] == 20
     assert len(single[0]["seen"]) == 2 * 240

@@ -16,10 +16,21 @@ pytestmark = pytest.mark.gpu
 
 def _config(shards, method: str, size: int = 224, **options) -> TrainConfig:
     return TrainConfig.for_method(
-        method, shards="" if method == "supervised" else str(shards), batch_size=16,
-        epochs=1, lr=0.01, momentum=0.9, weight_decay=1e-5, nesterov=False, lr_milestones=(),
-        lr_gamma=0.1, input_size=size, classifier_width=256, sobel=False, **options,
-    )  # fmt: skip
+        method,
+        shards="" if method == "supervised" else str(shards),
+        batch_size=16,
+        epochs=1,
+        lr=0.01,
+        momentum=0.9,
+        weight_decay=1e-5,
+        nesterov=False,
+        lr_milestones=(),
+        lr_gamma=0.1,
+        input_size=size,
+        classifier_width=256,
+        sobel=False,
+        **options,
+    )
 
 
 def _image_folder(root, classes: int = 2, per_class: int = 20):
@@ -81,9 +92,12 @@ def test_one_rank_nccl_group_reduces_gathers_and_broadcasts(tmp_path):
     device = distributed.pick_device("cuda")
     torch.cuda.set_device(device)
     dist.init_process_group(
-        "nccl", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1,
+        "nccl",
+        init_method=f"file://{tmp_path / 'store'}",
+        rank=0,
+        world_size=1,
         device_id=device,
-    )  # fmt: skip
+    )
     try:
         values = distributed.all_reduce_sum(torch.arange(4.0, device=device))
         assert values.tolist() == [0.0, 1.0, 2.0, 3.0]

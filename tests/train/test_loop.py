@@ -21,9 +21,15 @@ FAST_MODEL = {"input_size": 64, "conv1_stride": 4, "classifier_width": 32}
 
 def _config(shards, epochs=2) -> TrainConfig:
     return TrainConfig.for_method(
-        "rotnet", shards=str(shards), batch_size=16, epochs=epochs, lr=0.05,
-        lr_milestones=(1,), shuffle_buffer=32, **FAST_MODEL,
-    )  # fmt: skip
+        "rotnet",
+        shards=str(shards),
+        batch_size=16,
+        epochs=epochs,
+        lr=0.05,
+        lr_milestones=(1,),
+        shuffle_buffer=32,
+        **FAST_MODEL,
+    )
 
 
 def _options(**kw) -> RunOptions:
@@ -95,10 +101,17 @@ def test_rotation_task_learns_on_real_patches(shared_images, shard_maker, tmp_pa
 
 def test_sigint_stops_with_a_checkpoint_and_the_run_resumes(shards, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "sslx.cli", "train", "--shards", str(shards), "--method",
-           "rotnet", "--size", "64", "--conv1-stride", "4", "--classifier-width", "32",
-           "--batch-size", "16", "--epochs", "50", "--log-every", "1", "--out", str(run),
-           "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        *"-m sslx.cli train --shards".split(),
+        str(shards),
+        *(
+            "--method rotnet --size 64 --conv1-stride 4 --classifier-width 32 "
+            "--batch-size 16 --epochs 50 --log-every 1 --out"
+        ).split(),
+        str(run),
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
@@ -112,9 +125,12 @@ def test_sigint_stops_with_a_checkpoint_and_the_run_resumes(shards, tmp_path):
     step = load_checkpoint(run)["progress"]["global_step"]
     assert step > 0
     done = subprocess.run(
-        [*cmd[:cmd.index("--shards")], "--out", str(run), "--resume", "--epochs", "1", "--quiet"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        [*cmd[: cmd.index("--shards")], "--out", str(run), *"--resume --epochs 1 --quiet".split()],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     progress = load_checkpoint(run)["progress"]
     assert progress["finished"] and progress["global_step"] == max(step, 15)
@@ -123,18 +139,25 @@ def test_sigint_stops_with_a_checkpoint_and_the_run_resumes(shards, tmp_path):
 def test_existing_run_needs_resume_and_resume_keeps_its_config(shards, tmp_path, capsys):
     from sslx.cli import main
 
-    base = ["train", "--shards", str(shards), "--method", "rotnet", "--size", "64",
-            "--conv1-stride", "4", "--classifier-width", "16", "--batch-size", "48",
-            "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet",
-            "--workers", "0"]  # fmt: skip
+    base = [
+        "train",
+        "--shards",
+        str(shards),
+        *(
+            "--method rotnet --size 64 --conv1-stride 4 --classifier-width 16 "
+            "--batch-size 48 --epochs 1 --out"
+        ).split(),
+        str(tmp_path / "run"),
+        *"--quiet --workers 0".split(),
+    ]
     assert main(base) == 0
     capsys.readouterr()
     assert main(base) == 2
     assert "add --resume" in capsys.readouterr().err
-    assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--lr", "0.5"]) == 2
+    assert main(["train", "--out", str(tmp_path / "run"), *"--resume --lr 0.5".split()]) == 2
     assert "--lr cannot change on --resume" in capsys.readouterr().err
     assert (
-        main(["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2", "--quiet"]) == 0
+        main(["train", "--out", str(tmp_path / "run"), *"--resume --epochs 2 --quiet".split()]) == 0
     )
     assert load_checkpoint(tmp_path / "run")["progress"]["epoch"] == 2
 
@@ -146,10 +169,17 @@ def test_a_diverging_loss_is_one_line_and_exit_3_keeping_the_last_checkpoint(
 
     run = tmp_path / "run"
     # A learning rate this large overflows the weights within a few steps.
-    args = ["train", "--shards", str(shards), "--method", "rotnet", "--size", "64",
-            "--conv1-stride", "4", "--classifier-width", "16", "--batch-size", "16",
-            "--lr", "1e30", "--log-every", "1", "--checkpoint-every", "1", "--out", str(run),
-            "--quiet", "--workers", "0"]  # fmt: skip
+    args = [
+        "train",
+        "--shards",
+        str(shards),
+        *(
+            "--method rotnet --size 64 --conv1-stride 4 --classifier-width 16 "
+            "--batch-size 16 --lr 1e30 --log-every 1 --checkpoint-every 1 --out"
+        ).split(),
+        str(run),
+        *"--quiet --workers 0".split(),
+    ]
     assert main(args) == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -20,16 +20,27 @@ from sslx.train.precision import (
     use_channels_last,
 )
 
-TINY = ["--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--workers", "0",
-        "--batch-size", "16", "--quiet"]  # fmt: skip
+TINY = [
+    *(
+        "--size 64 --conv1-stride 4 --classifier-width 16 --workers 0 --batch-size 16 --quiet"
+    ).split()
+]
 
 
 def _config(shards, precision: str) -> TrainConfig:
     return TrainConfig.for_method(
-        "rotnet", shards=str(shards), batch_size=16, epochs=1, lr=0.05, lr_milestones=(),
-        input_size=64, conv1_stride=4, classifier_width=32, shuffle_buffer=32,
+        "rotnet",
+        shards=str(shards),
+        batch_size=16,
+        epochs=1,
+        lr=0.05,
+        lr_milestones=(),
+        input_size=64,
+        conv1_stride=4,
+        classifier_width=32,
+        shuffle_buffer=32,
         precision=precision,
-    )  # fmt: skip
+    )
 
 
 def _run(config, out, **options) -> dict[str, torch.Tensor]:
@@ -81,7 +92,7 @@ def test_precision_on_the_command_line_and_on_resume(shards, tmp_path, capsys):
     run = tmp_path / "bf16"
     assert main([*new, "--precision", "bf16", "--out", str(run)]) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["precision"] == "bf16"
-    resume = ["train", "--out", str(run), "--resume", "--quiet", "--max-steps", "2"]
+    resume = ["train", "--out", str(run), *"--resume --quiet --max-steps 2".split()]
     assert main([*resume, "--precision", "fp32"]) == 2
     assert "--precision cannot change on --resume (the run has bf16" in capsys.readouterr().err
     assert main([*resume, "--no-amp"]) == 2
@@ -90,7 +101,7 @@ def test_precision_on_the_command_line_and_on_resume(shards, tmp_path, capsys):
     # The old spelling: --no-amp records fp32; --no-amp with bf16 is refused.
     assert main([*new, "--no-amp", "--out", str(tmp_path / "old")]) == 0
     assert read_config(tmp_path / "old" / "config.yaml").precision == "fp32"
-    assert main([*new, "--no-amp", "--precision", "bf16", "--out", str(tmp_path / "x")]) == 2
+    assert main([*new, *"--no-amp --precision bf16 --out".split(), str(tmp_path / "x")]) == 2
     assert "--no-amp contradicts --precision bf16" in capsys.readouterr().err
 
 

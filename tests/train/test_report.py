@@ -9,18 +9,29 @@ CPU = torch.device("cpu")
 
 
 def test_startup_summary_names_every_setting():
-    line = startup_summary(device=CPU, world_size=2, batch_size=64, workers=1, steps=10,
-                           epochs=3, samples=1280)  # fmt: skip
-    for part in ("device cpu", "torch threads", "2 rank(s)", "global batch 64", "(32 per rank)",
-                 "1 loader worker(s)", "10 steps/epoch", "3 epoch(s)", "1280 samples"):  # fmt: skip
+    line = startup_summary(
+        device=CPU, world_size=2, batch_size=64, workers=1, steps=10, epochs=3, samples=1280
+    )
+    for part in (
+        "device cpu",
+        "torch threads",
+        "2 rank(s)",
+        "global batch 64",
+        "(32 per rank)",
+        "1 loader worker(s)",
+        "10 steps/epoch",
+        "3 epoch(s)",
+        "1280 samples",
+    ):
         assert part in line, (part, line)
 
 
 def test_slow_cpu_hint_only_for_slow_settings():
     assert "--conv1-stride 4" in slow_cpu_hint(CPU, ModelConfig(input_size=224))
     assert "5x faster" in slow_cpu_hint(CPU, ModelConfig(input_size=64))
-    assert slow_cpu_hint(CPU, ModelConfig(input_size=64, conv1_stride=4,
-                                          classifier_width=512)) is None  # fmt: skip
+    assert (
+        slow_cpu_hint(CPU, ModelConfig(input_size=64, conv1_stride=4, classifier_width=512)) is None
+    )
     assert slow_cpu_hint(CPU, ModelConfig(input_size=32)) is None
     assert slow_cpu_hint(torch.device("cuda"), ModelConfig(input_size=224)) is None
 

@@ -140,4 +140,3 @@ class Method(nn.Module):
     def on_epoch_end(self, ctx: EpochContext) -> None:
         """Called after each epoch, before its record and checkpoint are written; may fill
         `ctx.record` and set `ctx.stop` (the same on every rank)."""
-

@@ -114,8 +114,9 @@ class BiGAN(Method):
         d_fake = self.discriminator(fake.detach(), z)
         d_loss = discriminator_loss(d_real, d_fake)
         # G and E's loss through a frozen copy of D: its gradient reaches G and E only.
-        ge_loss = generator_encoder_loss(self._frozen_discriminator(x, code),
-                                         self._frozen_discriminator(fake, z))  # fmt: skip
+        ge_loss = generator_encoder_loss(
+            self._frozen_discriminator(x, code), self._frozen_discriminator(fake, z)
+        )
         metrics = {
             "d_loss": d_loss.detach(),
             "ge_loss": ge_loss.detach(),

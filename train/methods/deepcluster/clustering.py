@@ -275,8 +275,16 @@ def cluster(
 ) -> ClusterResult:
     """The step on in-memory features in one process (benchmarks, tests)."""
     _, result = cluster_step(
-        features.split(batch), [len(features)], k, width=features.shape[1],
-        device=features.device, batch=batch, pca_dim=pca_dim, iterations=iterations,
-        seed=seed, backend=resolve_backend(backend, features.device), pca_fit_rows=pca_fit_rows,
-    )  # fmt: skip
+        features.split(batch),
+        [len(features)],
+        k,
+        width=features.shape[1],
+        device=features.device,
+        batch=batch,
+        pca_dim=pca_dim,
+        iterations=iterations,
+        seed=seed,
+        backend=resolve_backend(backend, features.device),
+        pca_fit_rows=pca_fit_rows,
+    )
     return result

@@ -32,9 +32,10 @@ from torch import nn
 
 from sslx import seeds
 from sslx.atomic import atomic_write
+from sslx.common.batching import rank_share
 from sslx.errors import InputError, first_line
 from sslx.train.alexnet import AlexNet
-from sslx.train.batches import Batch, rank_share
+from sslx.train.batches import Batch
 from sslx.train.evaluation import evaluation_batches
 from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import EpochContext, Method, StepOutput
@@ -188,7 +189,10 @@ class DeepCluster(Method):
         """fc7 before its ReLU, eval mode, the central 224/256 of each patch: one
         (batch, width) float32 tensor on the device per batch of `indices`, in order."""
         dataset = EpochDataset(
-            self._shards, indices, input_size=ctx.config.model.input_size, crop=None,
+            self._shards,
+            indices,
+            input_size=ctx.config.model.input_size,
+            crop=None,
             centre_ratio=EMBED_CENTRE,
         )
         size = ctx.config.optim.batch_size

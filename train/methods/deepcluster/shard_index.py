@@ -125,8 +125,14 @@ class EpochDataset(torch.utils.data.Dataset):
             return None, index, int(self.labels[i]), f"sample {index:09d}: {e}"
         # Keyed by the draw, so a sample drawn twice gets two different crops.
         image = draw_crop(
-            jpeg, i, size=self.input_size, crop=self.crop, seed=self.seed, epoch=self.epoch,
-            shape=(side, side), centre_ratio=self.centre_ratio,
-        )  # fmt: skip
+            jpeg,
+            i,
+            size=self.input_size,
+            crop=self.crop,
+            seed=self.seed,
+            epoch=self.epoch,
+            shape=(side, side),
+            centre_ratio=self.centre_ratio,
+        )
         error = None if image is not None else f"sample {index:09d} is not a decodable JPEG"
         return image, index, int(self.labels[i]), error

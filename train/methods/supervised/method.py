@@ -24,12 +24,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from sslx.common.batching import rank_share
 from sslx.common.datasets import eval_crop_ratio
 from sslx.common.labelled import LabelledData, LabelledDraws, LabelledViews
 from sslx.errors import InputError
 from sslx.train import distributed
 from sslx.train.alexnet import AlexNet
-from sslx.train.batches import Batch, rank_batch_size, rank_share
+from sslx.train.batches import Batch, rank_batch_size
 from sslx.train.evaluation import evaluation_batches
 from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import EpochContext, Method, StepOutput

@@ -99,8 +99,11 @@ def test_one_backward_gives_each_network_exactly_its_own_gradient():
     d_named = list(d.named_parameters())
     d_loss = discriminator_loss(d(x, code.detach()), d(fake.detach(), z))
     d_grads = torch.autograd.grad(d_loss, [p for _, p in d_named])
-    ge_named = [(n, p) for n, p in method.named_parameters()
-                if p.requires_grad and not n.startswith("discriminator.")]  # fmt: skip
+    ge_named = [
+        (n, p)
+        for n, p in method.named_parameters()
+        if p.requires_grad and not n.startswith("discriminator.")
+    ]
     ge_loss = generator_encoder_loss(d(x, code), d(fake, z))
     ge_grads = torch.autograd.grad(ge_loss, [p for _, p in ge_named])
 
@@ -161,9 +164,14 @@ def test_pictures_are_grids_of_samples_and_reconstruction_pairs():
     assert set(method.pictures(None)) == {"samples"}
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"gan_size": 48}, "power of two"), ({"latent_dim": 0}, ">= 1"), ({"gan_width": 0}, ">= 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"gan_size": 48}, "power of two"),
+        ({"latent_dim": 0}, ">= 1"),
+        ({"gan_width": 0}, ">= 1"),
+    ],
+)
 def test_bad_options_are_input_errors(options, message):
     with pytest.raises(InputError, match=message):
         _bigan(**options)

@@ -1,8 +1,6 @@
 """BiGAN through the one training loop: resume, pictures, NaN stop, CLI and probe contract."""
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 
 import pytest
@@ -23,9 +21,16 @@ OPTIONS = {"latent_dim": 16, "gan_size": 32, "gan_width": 8}
 
 def _config(shards, epochs=2) -> TrainConfig:
     return TrainConfig.for_method(
-        "bigan", shards=str(shards), batch_size=16, epochs=epochs, lr_milestones=(1,),
-        lr_gamma=0.5, shuffle_buffer=32, **MODEL, **OPTIONS,
-    )  # fmt: skip
+        "bigan",
+        shards=str(shards),
+        batch_size=16,
+        epochs=epochs,
+        lr_milestones=(1,),
+        lr_gamma=0.5,
+        shuffle_buffer=32,
+        **MODEL,
+        **OPTIONS,
+    )
 
 
 def _options(**kw) -> RunOptions:
@@ -44,8 +49,9 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(shards, tmp_pat
     for k in a:
         assert torch.equal(a[k], b[k]), k
     ca, cb = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
-    for sa, sb in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values(),
-                      strict=True):  # fmt: skip
+    for sa, sb in zip(
+        ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values(), strict=True
+    ):
         assert torch.equal(sa["exp_avg"], sb["exp_avg"])
         assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
     # The pictures of both epochs are the same, byte for byte.
@@ -67,8 +73,15 @@ def test_run_leaves_pictures_metrics_and_a_probe_ready_checkpoint(shards, tmp_pa
     assert events.Images("bigan/samples")[0].step == 15  # the global step at the epoch's end
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     logged = [r for r in records if "loss" in r]
-    assert {"d_loss", "ge_loss", "loss_balance", "d_accuracy_real", "d_accuracy_fake",
-            "d_real", "d_fake"} <= logged[0].keys()  # fmt: skip
+    assert {
+        "d_loss",
+        "ge_loss",
+        "loss_balance",
+        "d_accuracy_real",
+        "d_accuracy_fake",
+        "d_real",
+        "d_fake",
+    } <= logged[0].keys()
     model, record = load_backbone(run)
     assert record["method"] == "bigan" and not model.training
     assert any(k.startswith("discriminator.") for k in record["heads"])
@@ -105,16 +118,22 @@ def test_cli_trains_bigan_and_refuses_bad_options(shards, tmp_path, capsys):
     from sslx.cli import main
 
     run = tmp_path / "run"
-    base = ["train", "--shards", str(shards), "--method", "bigan", "--size", "64",
-            "--conv1-stride", "4", "--classifier-width", "16", "--gan-size", "32",
-            "--gan-width", "8", "--latent-dim", "16", "--batch-size", "48", "--quiet",
-            "--workers", "0"]  # fmt: skip
+    base = [
+        "train",
+        "--shards",
+        str(shards),
+        *(
+            "--method bigan --size 64 --conv1-stride 4 --classifier-width 16 "
+            "--gan-size 32 --gan-width 8 --latent-dim 16 --batch-size 48 --quiet "
+            "--workers 0"
+        ).split(),
+    ]
     assert main([*base, "--epochs", "1", "--out", str(run)]) == 0
     config = load_checkpoint(run)["config"]
     assert config["method_options"] == OPTIONS  # config.yaml's form: a plain dict
     assert config["optim"]["momentum"] == 0.5 and config["optim"]["lr"] == 2e-4
     assert (run / "samples" / "epoch_0001.png").exists()
-    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--quiet"]) == 0
+    assert main(["train", "--out", str(run), *"--resume --epochs 2 --quiet".split()]) == 0
     assert (run / "recons" / "epoch_0002.png").exists()
     capsys.readouterr()
     for args, message in [
@@ -125,7 +144,7 @@ def test_cli_trains_bigan_and_refuses_bad_options(shards, tmp_path, capsys):
         assert main([*base, *args, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
-    assert main(["train", "--out", str(run), "--resume", "--gan-size", "64"]) == 2
+    assert main(["train", "--out", str(run), *"--resume --gan-size 64".split()]) == 2
     assert "--gan-size cannot change on --resume" in capsys.readouterr().err
 
 
@@ -140,16 +159,14 @@ def test_default_config_is_the_reference_one(shards):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_on_cpu(shards, tmp_path):
+def test_two_process_ddp_on_cpu(shards, tmp_path, torchrun):
     """Every trainable parameter gets a gradient each step, so DDP accepts the one backward."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "sslx.cli", "train", "--shards", str(shards), "--method", "bigan",
-           "--size", "64", "--conv1-stride", "4", "--classifier-width", "16", "--gan-size",
-           "32", "--gan-width", "8", "--latent-dim", "16", "--batch-size", "48", "--epochs",
-           "1", "--out", str(run), "--quiet", "--device", "cpu"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    args = (
+        "--method bigan --size 64 --conv1-stride 4 --classifier-width 16 --gan-size 32 "
+        "--gan-width 8 --latent-dim 16 --batch-size 48 --epochs 1 --quiet --device cpu"
+    )
+    torchrun("-m", "sslx.cli", "train", *args.split(), "--shards", shards, "--out", run)
     payload = load_checkpoint(run)  # global batch 48 (24 per rank): 240 // 48 = 5 steps
     assert payload["layout"]["world_size"] == 2 and payload["progress"]["global_step"] == 5
     assert (run / "samples" / "epoch_0001.png").exists()

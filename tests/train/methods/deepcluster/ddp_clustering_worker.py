@@ -52,9 +52,19 @@ def run(rank: int, world_size: int) -> dict:
     out = {"mean": mean, "cov": cov, "projected": projected}
     for fit_rows in (0, 150):
         labels, _ = cluster_step(
-            rows.split(BATCH), sizes, K, width=WIDTH, device=cpu, batch=BATCH, rank=rank,
-            pca_dim=DIM, iterations=10, seed=3, backend=backend, pca_fit_rows=fit_rows,
-        )  # fmt: skip
+            rows.split(BATCH),
+            sizes,
+            K,
+            width=WIDTH,
+            device=cpu,
+            batch=BATCH,
+            rank=rank,
+            pca_dim=DIM,
+            iterations=10,
+            seed=3,
+            backend=backend,
+            pca_fit_rows=fit_rows,
+        )
         out[f"labels_{fit_rows}"] = labels
     return out
 

@@ -26,10 +26,17 @@ def recording_forward(self, images, batch):
 
 def config(shards: str) -> TrainConfig:
     return TrainConfig.for_method(
-        "deepcluster", shards=shards, input_size=64, conv1_stride=4, classifier_width=32,
+        "deepcluster",
+        shards=shards,
+        input_size=64,
+        conv1_stride=4,
+        classifier_width=32,
         batch_size=48,  # the global batch: 24 per rank on 2 ranks
-        epochs=2, clusters=12, pca_dim=16, kmeans_backend="torch",
-    )  # fmt: skip
+        epochs=2,
+        clusters=12,
+        pca_dim=16,
+        kmeans_backend="torch",
+    )
 
 
 def main(shards: str, out: str, result_dir: str) -> None:

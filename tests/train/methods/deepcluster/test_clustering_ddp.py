@@ -1,6 +1,5 @@
 """The clustering step on two CPU processes (gloo) equals the step in one process."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,14 +10,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ddp_clustering_worker as worker_module
 
 
-def test_two_ranks_compute_the_statistics_projections_and_labels_of_one(tmp_path):
+def test_two_ranks_compute_the_statistics_projections_and_labels_of_one(tmp_path, torchrun):
     worker = Path(__file__).with_name("ddp_clustering_worker.py")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(worker), str(tmp_path),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun(worker, tmp_path, timeout=300)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     single = worker_module.run(rank=0, world_size=1)
     # The all-reduced sums give the mean and covariance of the concatenated rows.

@@ -23,9 +23,15 @@ FAST_MODEL = ModelConfig(input_size=64, conv1_stride=4, classifier_width=32, sob
 def _config(shards, epochs=2, **method_options) -> TrainConfig:
     options = {"clusters": 12, "pca_dim": 16, "kmeans_backend": "torch", **method_options}
     return TrainConfig.for_method(
-        "deepcluster", shards=str(shards), batch_size=16, epochs=epochs, input_size=64,
-        conv1_stride=4, classifier_width=32, **options,
-    )  # fmt: skip
+        "deepcluster",
+        shards=str(shards),
+        batch_size=16,
+        epochs=epochs,
+        input_size=64,
+        conv1_stride=4,
+        classifier_width=32,
+        **options,
+    )
 
 
 def _context(config, out):
@@ -68,9 +74,14 @@ def test_shard_index_reads_each_sample_and_draws_are_deterministic(shards):
         member = tar.getmember("000000057.jpg")
         assert index.read(57) == tar.extractfile(member).read()
     draws = EpochDataset(
-        index, np.array([5, 5, 9]), np.array([1, 1, 2]), input_size=32, crop=CropConfig(),
-        seed=0, epoch=0,
-    )  # fmt: skip
+        index,
+        np.array([5, 5, 9]),
+        np.array([1, 1, 2]),
+        input_size=32,
+        crop=CropConfig(),
+        seed=0,
+        epoch=0,
+    )
     first, again = draws[0], draws[0]
     assert first[0].shape == (32, 32, 3) and first[0].dtype == np.uint8
     assert np.array_equal(first[0], again[0]) and first[1:] == (5, 1, None)
@@ -117,8 +128,16 @@ def test_end_to_end_logs_clusters_and_resumes_exactly(shards, tmp_path):
     clustering = [r for r in _records(tmp_path / "a") if r.get("event") == "clustering"]
     assert [r["epoch"] for r in clustering] == [1, 2]
     assert clustering[0]["nmi_previous"] is None and 0 <= clustering[1]["nmi_previous"] <= 1
-    stats = {"kmeans_objective", "empty_clusters", "cluster_size_min", "cluster_size_median",
-             "cluster_size_max", "seconds_features", "seconds_pca", "seconds_kmeans"}  # fmt: skip
+    stats = {
+        "kmeans_objective",
+        "empty_clusters",
+        "cluster_size_min",
+        "cluster_size_median",
+        "cluster_size_max",
+        "seconds_features",
+        "seconds_pca",
+        "seconds_kmeans",
+    }
     assert stats <= clustering[0].keys()
     # The resumed run clustered each epoch once: epoch 2 resumed from its saved clusters.
     resumed_log = [r for r in _records(tmp_path / "b") if r.get("event") == "clustering"]
@@ -144,14 +163,19 @@ def test_features_are_fc7_before_relu_in_eval_mode(shards, tmp_path):
 def test_too_many_clusters_is_refused_with_a_suggestion(shards, tmp_path, capsys):
     from sslx.cli import main
 
-    args = ["train", "--shards", str(shards), "--method", "deepcluster", "--clusters", "200",
-            "--size", "64", "--batch-size", "16",
-            "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    args = [
+        "train",
+        "--shards",
+        str(shards),
+        *"--method deepcluster --clusters 200 --size 64 --batch-size 16 --out".split(),
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "try --clusters 12" in err, err
     assert not (tmp_path / "run").exists()
-    assert main([*args, "--clusters", "12", "--kmeans-backend", "nope"]) == 2
+    assert main([*args, *"--clusters 12 --kmeans-backend nope".split()]) == 2
     assert "Invalid value for '--kmeans-backend'" in capsys.readouterr().err
 
 

@@ -1,7 +1,6 @@
 """DeepCluster on two CPU processes (gloo): rank 0 clusters the gathered features."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,16 +13,11 @@ from sslx.train.methods.deepcluster.method import clusters_path, uniform_label_d
 
 
 @pytest.mark.slow  # two torch processes: ~50 s; CI runs it with the slow tests
-def test_two_process_deepcluster_on_cpu(shards, tmp_path):
+def test_two_process_deepcluster_on_cpu(shards, tmp_path, torchrun):
     results = tmp_path / "results"
     results.mkdir()
     worker = Path(__file__).with_name("ddp_deepcluster_worker.py")
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(worker), str(shards), str(tmp_path / "run"), str(results),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    torchrun(worker, shards, tmp_path / "run", results, timeout=900)
     ranks = [json.loads((results / f"rank{r}.json").read_text()) for r in range(2)]
     # 240 samples, global batch 48 (24 per rank on 2 ranks): 5 steps per epoch, 2 epochs.
     assert ranks[0]["steps"] == ranks[1]["steps"] == 10

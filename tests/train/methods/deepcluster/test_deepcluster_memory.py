@@ -31,10 +31,17 @@ class ShapeRecorder(TorchDispatchMode):
 
 def test_clustering_step_holds_at_most_one_batch_of_full_width_features(shards, tmp_path):
     config = TrainConfig.for_method(
-        "deepcluster", shards=str(shards), input_size=64, conv1_stride=4,
-        classifier_width=WIDTH, batch_size=BATCH, epochs=1, clusters=12, pca_dim=16,
+        "deepcluster",
+        shards=str(shards),
+        input_size=64,
+        conv1_stride=4,
+        classifier_width=WIDTH,
+        batch_size=BATCH,
+        epochs=1,
+        clusters=12,
+        pca_dim=16,
         kmeans_backend="torch",
-    )  # fmt: skip
+    )
     method = DeepCluster(AlexNet(config.model), config.method_options)
     method._shards = ShardIndex(shards)
     ctx = EpochContext(0, torch.device("cpu"), config, tmp_path, data=None)
@@ -46,9 +53,10 @@ def test_clustering_step_holds_at_most_one_batch_of_full_width_features(shards, 
         s for p in method.parameters() if p.dim() == 2 for s in (p.shape, p.T.shape)
     }
     full_width = {
-        s for s in recorder.shapes
+        s
+        for s in recorder.shapes
         if len(s) == 2 and s[1] == WIDTH and s[0] > BATCH and s not in allowed
-    }  # fmt: skip
+    }
     assert not full_width, f"full-width feature tensors of more than one batch: {full_width}"
     # The recorder sees the step's tensors: the batches of features and the covariance.
     assert (BATCH, WIDTH) in recorder.shapes and (WIDTH, WIDTH) in recorder.shapes

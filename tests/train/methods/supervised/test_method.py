@@ -16,8 +16,7 @@ from sslx.train.checkpoint import load_backbone, load_checkpoint
 from sslx.train.methods.supervised.spec import SupervisedOptions
 
 CLASSES = ("red", "green", "blue")
-FAST = ["--size", "64", "--conv1-stride", "4", "--classifier-width", "512", "--workers", "0",
-        "--quiet"]  # fmt: skip
+FAST = [*"--size 64 --conv1-stride 4 --classifier-width 512 --workers 0 --quiet".split()]
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +34,15 @@ def labelled(tmp_path_factory):
 
 
 def _supervised(labelled, out, *extra) -> list[str]:
-    return ["train", "--method", "supervised", "--dataset", "imagefolder", "--data-dir",
-            str(labelled), "--out", str(out), "--batch-size", "16", "--lr", "0.05", *FAST,
-            *extra]  # fmt: skip
+    return [
+        *"train --method supervised --dataset imagefolder --data-dir".split(),
+        str(labelled),
+        "--out",
+        str(out),
+        *"--batch-size 16 --lr 0.05".split(),
+        *FAST,
+        *extra,
+    ]
 
 
 def test_training_split_excludes_the_probes_held_out_images(labelled):
@@ -87,7 +92,7 @@ def test_supervised_resume_is_exact(labelled, tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert main(_supervised(labelled, whole, "--epochs", "2")) == 0
     assert main(_supervised(labelled, parts, "--epochs", "2", "--max-steps", "5")) == 0
-    assert main(["train", "--out", str(parts), "--resume", "--quiet", "--workers", "0"]) == 0
+    assert main(["train", "--out", str(parts), *"--resume --quiet --workers 0".split()]) == 0
     a, b = load_checkpoint(whole), load_checkpoint(parts)
     for key in a["backbone"]:
         assert torch.equal(a["backbone"][key], b["backbone"][key]), key
@@ -98,8 +103,16 @@ def test_init_and_freeze_keep_the_frozen_layers_of_the_source(labelled, tmp_path
 
     source, run = tmp_path / "source", tmp_path / "table4"
     assert main(_supervised(labelled, source, "--epochs", "1", "--seed", "5")) == 0
-    args = _supervised(labelled, run, "--epochs", "2", "--init", str(source / "checkpoint.pt"),
-                       "--freeze", "conv2,conv1")  # fmt: skip
+    args = _supervised(
+        labelled,
+        run,
+        "--epochs",
+        "2",
+        "--init",
+        str(source / "checkpoint.pt"),
+        "--freeze",
+        "conv2,conv1",
+    )
     assert main(args) == 0
     src, _ = load_backbone(source)
     net, payload = load_backbone(run)
@@ -115,7 +128,7 @@ def test_init_and_freeze_keep_the_frozen_layers_of_the_source(labelled, tmp_path
     [
         (["--freeze", "conv9"], "--freeze: unknown layer(s) conv9"),
         (["--init", "{missing}"], "missing"),
-        (["--init", "{source}", "--size", "32", "--conv1-stride", "1"], "--init"),
+        ([*"--init {source} --size 32 --conv1-stride 1".split()], "--init"),
         (["--shards", "{labelled}"], "reads --data-dir, not --shards"),
     ],
 )
@@ -145,7 +158,7 @@ def test_missing_labelled_data_is_exit_2(tmp_path, capsys, data_dir, message):
     from sslx.cli import main
 
     data_dir = [a.format(missing=tmp_path / "nope") for a in data_dir]
-    args = ["train", "--method", "supervised", *data_dir, "--out", str(tmp_path / "run"), *FAST]
+    args = [*"train --method supervised".split(), *data_dir, "--out", str(tmp_path / "run"), *FAST]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
@@ -165,10 +178,17 @@ def _method(labelled, batch_size=16):
     from sslx.train.methods.base import EpochContext
 
     config = TrainConfig.for_method(
-        "supervised", dataset="imagefolder", data_dir=str(labelled), input_size=64,
-        conv1_stride=4, classifier_width=512, batch_size=batch_size, epochs=1, lr=0.05,
+        "supervised",
+        dataset="imagefolder",
+        data_dir=str(labelled),
+        input_size=64,
+        conv1_stride=4,
+        classifier_width=512,
+        batch_size=batch_size,
+        epochs=1,
+        lr=0.05,
         lr_milestones=(),
-    )  # fmt: skip
+    )
     method = build_method(config)
     return method, EpochContext(0, torch.device("cpu"), config, Path(), method.data)
 
@@ -236,8 +256,12 @@ def test_patience_finishes_the_run_and_records_why(labelled, tmp_path, capsys, s
     assert "finished 4 epoch(s) (stopped early: patience)" in capsys.readouterr().err
     payload = load_checkpoint(run)
     assert payload["progress"] == {
-        "epoch": 4, "step_in_epoch": 0, "global_step": 16, "finished": True, "stopped": "patience"
-    }  # fmt: skip
+        "epoch": 4,
+        "step_in_epoch": 0,
+        "global_step": 16,
+        "finished": True,
+        "stopped": "patience",
+    }
     state = payload["method_state"]["patience"]
     assert state == {"best": 0.6, "best_epoch": 2, "since_best": 2}
     records = _epoch_records(run)
@@ -265,11 +289,11 @@ def test_patience_count_survives_a_resume_exactly(labelled, tmp_path, scripted, 
     from sslx.cli import main
 
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    args = ["--epochs", "8", "--patience", "2"]
+    args = [*"--epochs 8 --patience 2".split()]
     assert main(_supervised(labelled, whole, *args)) == 0
     assert main(_supervised(labelled, parts, *args, "--max-steps", str(max_steps))) == 0
     assert not load_checkpoint(parts)["progress"]["finished"]
-    assert main(["train", "--out", str(parts), "--resume", "--quiet", "--workers", "0"]) == 0
+    assert main(["train", "--out", str(parts), *"--resume --quiet --workers 0".split()]) == 0
     a, b = load_checkpoint(whole), load_checkpoint(parts)
     assert a["progress"] == b["progress"] and a["method_state"] == b["method_state"]
     assert _epoch_records(whole) == _epoch_records(parts)
@@ -286,7 +310,7 @@ def test_a_checkpoint_from_before_patience_resumes(labelled, tmp_path, scripted)
     old = load_checkpoint(run)
     del old["method_state"], old["progress"]["stopped"]
     save_atomic(old, run / "checkpoint.pt")
-    assert main(["train", "--out", str(run), "--resume", "--quiet", "--workers", "0"]) == 0
+    assert main(["train", "--out", str(run), *"--resume --quiet --workers 0".split()]) == 0
     payload = load_checkpoint(run)
     assert payload["progress"]["finished"] and payload["progress"]["epoch"] == 3
     # The count started afresh at the resume: epoch 2 (0.6) is its first, and best.
