@@ -52,7 +52,9 @@ class Setting:
     open_high: bool = False
     choices: tuple[str, ...] | None = None
     resume: str = FIXED
-    parse: Callable[[Any], Any] | None = None  # the flag's value -> the config's value
+    # The flag's value -> the config's value; it must accept its own output, since it also
+    # checks stored values. A value that is not its flag's text declares `spell` back.
+    parse: Callable[[Any], Any] | None = None
     spell: Callable[[Any], Any] | None = None  # the config's value -> as the flag spells it
     switch: bool = True
     multiple: bool = False
@@ -94,8 +96,11 @@ class Setting:
 
     def check(self, name: str, value: Any) -> None:
         """Refuse a value of the wrong type, not finite, or out of bounds (InputError)."""
-        if value is None or self.multiple or self.parse is not None:
-            return  # `parse` checks what it makes
+        if value is None or self.multiple:
+            return
+        if self.parse is not None:  # it refuses what it cannot make (a stored value too)
+            self.parse(value)
+            return
         flag = self.flag_for(name)
         if self.type is bool and not isinstance(value, bool):
             raise InputError(f"{flag} must be true or false (got {value!r})")

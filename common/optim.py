@@ -13,17 +13,22 @@ from sslx.errors import InputError
 from sslx.settings import FREE, Setting
 
 
-def parse_milestones(text: str | tuple[int, ...]) -> tuple[int, ...]:
-    """`--lr-milestones 15,30,45` -> (15, 30, 45); epochs are non-negative."""
-    if isinstance(text, tuple):
-        return text
+def parse_milestones(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """`--lr-milestones 15,30,45` (or a stored list) -> (15, 30, 45); epochs are >= 0."""
+    parts = text if isinstance(text, (tuple, list)) else str(text).split(",")
     try:
-        epochs = tuple(int(x) for x in str(text).split(",") if x.strip())
-    except ValueError:
+        epochs = tuple(_epoch(x) for x in parts if str(x).strip())
+    except (TypeError, ValueError):
         raise InputError(f"--lr-milestones must be comma-separated epochs (got {text!r})") from None
     if any(e < 0 for e in epochs):
         raise InputError(f"--lr-milestones must be epochs >= 0 (got {text!r})")
     return epochs
+
+
+def _epoch(value: object) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
 
 
 def spell_epochs(epochs: tuple[int, ...]) -> str:

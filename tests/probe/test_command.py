@@ -57,18 +57,16 @@ def test_probe_compares_checkpoints_side_by_side(checkpoint, image_folder, tmp_p
     assert results["config"]["cache_features"] and results["config"]["augment"] is False
 
 
+def _random_conv1(image_folder, out) -> list[str]:
+    """A quick probe of the random network's conv1."""
+    data = ["--data-dir", str(image_folder), "--out", str(out)]
+    return ["probe", *"--random-init --size 32 --layers conv1".split(), *data, *FAST]
+
+
 def test_rerun_of_a_finished_probe_reuses_its_state(image_folder, tmp_path, monkeypatch):
     from sslx.probe import features, run
 
-    args = [
-        *"probe --random-init --size 32 --data-dir".split(),
-        str(image_folder),
-        "--out",
-        str(tmp_path),
-        "--layers",
-        "conv1",
-        *FAST,
-    ]
+    args = _random_conv1(image_folder, tmp_path)
     assert main(args) == 0
     first = json.loads((tmp_path / "results.json").read_text())["results"][0]
     state = next((tmp_path / "state").iterdir())
@@ -116,15 +114,7 @@ def test_unknown_architecture_is_exit_2(checkpoint, image_folder, tmp_path, caps
 
 
 def test_damaged_probe_state_and_zero_crop_ratio_are_exit_2(image_folder, tmp_path, capsys):
-    args = [
-        *"probe --random-init --size 32 --data-dir".split(),
-        str(image_folder),
-        "--out",
-        str(tmp_path),
-        "--layers",
-        "conv1",
-        *FAST,
-    ]
+    args = _random_conv1(image_folder, tmp_path)
     assert main([*args, "--crop-ratio", "0"]) == 2
     assert "--crop-ratio" in capsys.readouterr().err
     (tmp_path / "state").mkdir(exist_ok=True)

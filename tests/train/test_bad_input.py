@@ -30,26 +30,17 @@ def put(path, data: bytes = b"x"):
     return path
 
 
+def _train(shards, run, method: str, flags: str) -> None:
+    """`sslx train` of a tiny run into `run`, which must succeed."""
+    args = ["--shards", str(shards), "--method", method, *TINY, *flags.split(), "--quiet"]
+    assert main(["train", *args, "--out", str(run)]) == 0
+
+
 @pytest.fixture(scope="module")
 def finished_run(shards, tmp_path_factory):
     """A finished one-epoch RotNet run (batch size 48)."""
     run = tmp_path_factory.mktemp("finished") / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--shards",
-                str(shards),
-                "--method",
-                "rotnet",
-                *TINY,
-                *"--batch-size 48 --epochs 1 --out".split(),
-                str(run),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    _train(shards, run, "rotnet", "--batch-size 48 --epochs 1")
     return run
 
 
@@ -57,22 +48,7 @@ def finished_run(shards, tmp_path_factory):
 def deepcluster_run(shards, tmp_path_factory):
     """A DeepCluster run stopped after one step: a mid-epoch resume reads its clusters file."""
     run = tmp_path_factory.mktemp("dc") / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--shards",
-                str(shards),
-                "--method",
-                "deepcluster",
-                *TINY,
-                *"--clusters 4 --pca-dim 8 --batch-size 16 --max-steps 1 --out".split(),
-                str(run),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    _train(shards, run, "deepcluster", "--clusters 4 --pca-dim 8 --batch-size 16 --max-steps 1")
     return run
 
 
