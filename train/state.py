@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -19,7 +19,7 @@ from sslx.train.config import RunOptions, TrainConfig, read_config
 if TYPE_CHECKING:
     import torch
 
-    from sslx.train.methods import Method
+    from sslx.train.methods.base import Method, TrainingData
     from sslx.train.metrics import MetricsLog
     from sslx.train.stop import StopSignal
 
@@ -61,8 +61,7 @@ class Run:
     device: torch.device
     dist: distributed.Dist
     stop: StopSignal
-    data: Any  # the ShardStream, or a method's own data (`Method.make_data`); both say
-    # `where` they are, how many samples (`num_samples`) and which (`fingerprint`)
+    data: TrainingData  # the ShardStream, or a method's own data (`Method.make_data`)
     method: Method
     model: torch.nn.Module  # the method, wrapped in DDP and/or torch.compile
     optimizer: torch.optim.Optimizer

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -50,6 +50,14 @@ class StepOutput(NamedTuple):
     metrics: dict[str, torch.Tensor]  # detached scalars, averaged over batches when logged
 
 
+class TrainingData(Protocol):
+    """What a run trains on: the `ShardStream`, or a method's own data (`make_data`)."""
+
+    where: str  # the folder it was read from (for messages)
+    num_samples: int
+    fingerprint: str  # what a resume checks: the same data, wherever it lies now
+
+
 @dataclass
 class EpochContext:
     """What epoch hooks may use: the epoch, the run and where it runs."""
@@ -58,7 +66,7 @@ class EpochContext:
     device: torch.device
     config: TrainConfig
     out: Path  # the run folder
-    data: Any  # the ShardStream, or the method's own data (`make_data`)
+    data: TrainingData
     dist: Dist = field(default_factory=Dist)
     log: MetricsLog | None = None
     workers: int = 0  # loader processes per rank
@@ -106,7 +114,7 @@ class Method(nn.Module):
             nesterov=optim.nesterov and optim.momentum > 0,
         )
 
-    def make_data(self) -> Any | None:
+    def make_data(self) -> TrainingData | None:
         """The training data of a method that reads no shards: an object with `num_samples`
         and `fingerprint`, whose epochs come from `epoch_data`."""
         return None
