@@ -3,14 +3,14 @@
 A method's folder holds `spec.py` (torch-free: its `SPEC`, with name, summary, paper
 defaults, options, pretext measure and docs, see `spec.MethodSpec`) and `method.py` (its
 `Method` plug-in, see `base.py`), beside any helpers of its own. `SPECS` is read
-without importing torch, so `sslx train --help` stays fast; `METHODS` (the plug-in
-classes) imports each `method.py` on first use. docs/architecture.md shows how to add one.
+without importing torch, so `sslx train --help` stays fast; `plugin(name)` imports a
+method's `method.py` when a run needs its class. docs/architecture.md shows how to add one.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sslx.train.methods.spec import MethodSpec
 
@@ -30,8 +30,3 @@ def plugin(name: str) -> type[Method]:
     module = importlib.import_module(f"sslx.train.methods.{name}.method")
     return getattr(module, SPECS[name].plugin)
 
-
-def __getattr__(name: str) -> Any:
-    if name == "METHODS":
-        return {n: plugin(n) for n in REGISTERED}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
