@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from sslx.common.batching import rank_share
 from sslx.errors import InputError
 
 
@@ -103,7 +104,7 @@ def rank_batches(
     `batch_size` is the global batch, each batch holds this rank's share of it."""
     steps = steps_per_epoch(length, batch_size)
     b = rank_batch_size(batch_size, world_size)
-    start = rank * length // world_size
+    start = rank_share(length, rank, world_size).start
     return [list(range(start + s * b, start + (s + 1) * b)) for s in range(start_step, steps)]
 
 

@@ -32,6 +32,7 @@ import torch
 import webdataset as wds
 
 from sslx import seeds
+from sslx.common.batching import rank_share
 from sslx.common.crops import CropConfig, draw_crop
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
@@ -69,7 +70,7 @@ def worker_pieces(
     steps = steps_per_epoch(n, batch_size)
     per_rank = rank_batch_size(batch_size, world_size)
     before = sum(worker_batches(steps, w, num_workers) for w in range(worker))
-    start = rank * n // world_size + before * per_rank
+    start = rank_share(n, rank, world_size).start + before * per_rank
     end = start + worker_batches(steps, worker, num_workers) * per_rank
     order = seeds.rng(seed, "data_order", epoch).permutation(len(shard_counts))
     pieces, offset = [], 0

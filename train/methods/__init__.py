@@ -29,4 +29,3 @@ def plugin(name: str) -> type[Method]:
     """The `Method` class of a registered method (imports torch)."""
     module = importlib.import_module(f"sslx.train.methods.{name}.method")
     return getattr(module, SPECS[name].plugin)
-
