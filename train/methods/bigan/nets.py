@@ -25,18 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslx.errors import InputError
-from sslx.train.methods.bigan.spec import START_SIDE
+from sslx.train.methods.bigan.spec import START_SIDE, stride2_steps
 
 KERNEL = 5
 INIT_STD = 0.02
-
-
-def stride2_steps(size: int) -> int:
-    """How many stride-2 layers lie between a 4x4 map and a size x size image."""
-    if size < 2 * START_SIDE or size & (size - 1):
-        raise InputError(f"--gan-size must be a power of two >= {2 * START_SIDE} (got {size})")
-    return (size // START_SIDE).bit_length() - 1
 
 
 def _conv(cin: int, cout: int, up: bool, bias: bool) -> nn.Module:

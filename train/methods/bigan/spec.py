@@ -12,6 +12,13 @@ from sslx.train.methods.spec import MethodSpec, OptimDefaults, Pretext
 START_SIDE = 4  # G starts from, and D ends at, a 4x4 map
 
 
+def stride2_steps(size: int) -> int:
+    """How many stride-2 layers lie between a 4x4 map and a size x size image."""
+    if size < 2 * START_SIDE or size & (size - 1):
+        raise InputError(f"--gan-size must be a power of two >= {2 * START_SIDE} (got {size})")
+    return (size // START_SIDE).bit_length() - 1
+
+
 @dataclass(frozen=True)
 class BiGANOptions:
     latent_dim: int = declare(200, help="Dimensions of z (uniform on [-1, 1]).", type=int, low=1)
@@ -28,10 +35,7 @@ class BiGANOptions:
 
     def __post_init__(self) -> None:
         settings.check(self)
-        if self.gan_size & (self.gan_size - 1):
-            raise InputError(
-                f"--gan-size must be a power of two >= {2 * START_SIDE} (got {self.gan_size})"
-            )
+        stride2_steps(self.gan_size)  # a power of two
 
 
 SPEC = MethodSpec(

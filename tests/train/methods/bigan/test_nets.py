@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from sslx.errors import InputError
-from sslx.train.methods.bigan.nets import Generator, JointDiscriminator, stride2_steps
+from sslx.train.methods.bigan.nets import Generator, JointDiscriminator
+from sslx.train.methods.bigan.spec import stride2_steps
 
 
 @pytest.mark.parametrize(("size", "steps"), [(8, 1), (32, 3), (64, 4), (128, 5)])
