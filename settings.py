@@ -236,6 +236,17 @@ def flat(config: Any) -> dict[str, Any]:
     return out
 
 
+def locations(config: Any) -> list[tuple[str, Any]]:
+    """The data locations a config tree reads (its "movable" settings), as (flag, value),
+    an empty path as None: what an output folder must stay apart from."""
+    values = flat(config)
+    return [
+        (d.flag, values[k] or None)
+        for k, d in declared(type(config)).items()
+        if d.setting.resume == MOVABLE
+    ]
+
+
 def replace(config: Any, changes: Mapping[str, Any]) -> Any:
     """A copy of a config tree with declared values replaced by key."""
     return build(type(config), {**_plain(config), **flat(config), **changes})

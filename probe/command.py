@@ -88,7 +88,7 @@ def probe(**flags: Any) -> None:
     """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer)."""
     source = settings.build(LabelledConfig, flags)
     options = settings.build(ProbeOptions, flags)
-    check_out_apart(flags["out"], [("--data-dir", source.data_dir), ("--val-dir", source.val_dir)])
+    check_out_apart(flags["out"], settings.locations(source))
     dataset = source.dataset
     config = settings.build(
         ProbeConfig,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sslx import settings
 from sslx.errors import InputError
-from sslx.settings import FIXED, MOVABLE, Declared
+from sslx.settings import FIXED, Declared
 from sslx.train.config import TrainConfig
 from sslx.train.methods import SPECS
 
@@ -30,12 +30,7 @@ def run_settings(method: str) -> dict[str, Declared]:
 
 def inputs(config: TrainConfig) -> list[tuple[str, Any]]:
     """The data locations a run reads (its movable settings), as (flag, value)."""
-    values = {**settings.flat(config), **settings.flat(config.method_options)}
-    return [
-        (d.flag, values[k] or None)
-        for k, d in run_settings(config.method).items()
-        if d.setting.resume == MOVABLE
-    ]
+    return settings.locations(config) + settings.locations(config.method_options)
 
 
 def resumed_config(stored: TrainConfig, given: dict[str, Any], free: set[str]) -> TrainConfig:
