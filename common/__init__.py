@@ -9,4 +9,5 @@ into each other, and it imports no stage.
 - `optim`: the optimiser block's settings (`OptimConfig`), shared by train and probe.
 - `device`: the device choice and the loader-worker defaults.
 - `timing`: the projected time of a run or a probe.
+- `batching`: positions in batches, each rank's share; `lazy`: exports imported on use.
 """

@@ -12,8 +12,7 @@ The pieces, in the order data flows through them:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sslx.common.lazy import lazy_exports
 
 # Imported on first use: `sslx generate --help` reads `config` without numpy or OpenCV.
 _EXPORTS = {
@@ -28,9 +27,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -18,8 +18,7 @@ The names below are imported on first use, so that `sslx train --help` (which im
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sslx.common.lazy import lazy_exports
 
 _EXPORTS = {
     "CONV_LAYERS": "sslx.train.model",
@@ -30,9 +29,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
