@@ -37,7 +37,7 @@ from sslx.train.batches import (
 from sslx.train.checkpoint import CHECKPOINT_NAME, copy_layers, load_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, write_config
 from sslx.train.data import ShardStream
-from sslx.train.methods import SPECS, plugin
+from sslx.train.methods import plugin
 from sslx.train.methods.base import EpochContext, Method, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
 from sslx.train.model import CONV_LAYERS
@@ -65,8 +65,6 @@ def build_method(config: TrainConfig, from_init: bool = True) -> Method:
     """Backbone + heads, initialised from the run seed (identical on every rank); then
     `--init` layers copied in (new runs only: a resume restores its own weights) and
     `--freeze` layers fixed."""
-    if config.method not in SPECS:
-        raise InputError(f"unknown method {config.method!r} (known: {', '.join(SPECS)})")
     torch.manual_seed(seeds.int_seed(config.seed, "init"))
     backbone = AlexNet(config.model)
     if config.init and from_init:
