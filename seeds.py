@@ -23,6 +23,7 @@ STREAMS = {
     "clustering": 5,  # DeepCluster: k-means seeding, head reset, uniform cluster draws
     "probe": 6,  # linear probes: init, batch order, augmentation
     "split": 7,  # the held-out validation split of a labelled dataset
+    "views": 8,  # multi-view methods: crop and colour draws per (epoch, sample, view)
 }
 
 

@@ -112,10 +112,10 @@ def run_train(spec: dict) -> dict:
     loop._epoch_batches = timed_batches
     original_step = loop.train_step
 
-    def step(run, batch, autocast):  # start sampling once the warm-up steps are done
+    def step(run, batch, autocast, epoch_steps):  # sample once the warm-up steps are done
         if sampler is not None and len(fetches.rows) > spec["warmup"]:
             sampler.running.set()
-        return original_step(run, batch, autocast)
+        return original_step(run, batch, autocast, epoch_steps)
 
     loop.train_step = step
     t0 = time.perf_counter()

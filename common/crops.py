@@ -23,7 +23,7 @@ from sslx.common.sampling import MAX_CROP_TRIES, CropConfig, random_resized_crop
 # Per draw: MAX_CROP_TRIES area and aspect uniforms, then x, y and flip.
 _U_AREA, _U_ASPECT = 0, MAX_CROP_TRIES
 _U_X, _U_Y, _U_FLIP = 2 * MAX_CROP_TRIES, 2 * MAX_CROP_TRIES + 1, 2 * MAX_CROP_TRIES + 2
-_NUM_UNIFORMS = 2 * MAX_CROP_TRIES + 3
+CROP_UNIFORMS = 2 * MAX_CROP_TRIES + 3
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,31 @@ def sample_crops(
     seed: int, epoch: int, draws, height: int, width: int, config: CropConfig
 ) -> Crops:
     """RandomResizedCrop boxes and flips of `draws` (draw keys) in a height x width image."""
-    u = seeds.uniforms(seed, "crops", epoch, draws, _NUM_UNIFORMS)
-    n = len(u)
-    x0, y0, w, h = (np.empty(n, np.int64) for _ in range(4))
-    for k in range(n):
-        fw, fh, _ = random_resized_crop(
-            u[k, _U_AREA:_U_ASPECT],
-            u[k, _U_ASPECT:_U_X],
-            height,
-            width,
-            config.crop_scale_min,
-            config.aspect_ratio_min,
-            config.crop_scale_max,
-        )
-        w[k] = min(max(round(fw), 1), width)
-        h[k] = min(max(round(fh), 1), height)
-        x0[k] = int(u[k, _U_X] * (width - w[k] + 1))
-        y0[k] = int(u[k, _U_Y] * (height - h[k] + 1))
-    return Crops(x0=x0, y0=y0, w=w, h=h, flip=u[:, _U_FLIP] < config.flip_prob)
+    u = seeds.uniforms(seed, "crops", epoch, draws, CROP_UNIFORMS)
+    boxes = np.array([crop_box(row, height, width, config) for row in u], np.int64).reshape(-1, 5)
+    x0, y0, w, h, flip = boxes.T
+    return Crops(x0=x0, y0=y0, w=w, h=h, flip=flip.astype(bool))
+
+
+def crop_box(
+    u: np.ndarray, height: int, width: int, config: CropConfig
+) -> tuple[int, int, int, int, bool]:
+    """One crop (x0, y0, w, h, flip) from `CROP_UNIFORMS` uniforms: RandomResizedCrop's
+    area and aspect tries, then position and flip."""
+    fw, fh, _ = random_resized_crop(
+        u[_U_AREA:_U_ASPECT],
+        u[_U_ASPECT:_U_X],
+        height,
+        width,
+        config.crop_scale_min,
+        config.aspect_ratio_min,
+        config.crop_scale_max,
+    )
+    w = min(max(round(fw), 1), width)
+    h = min(max(round(fh), 1), height)
+    x0 = int(u[_U_X] * (width - w + 1))
+    y0 = int(u[_U_Y] * (height - h + 1))
+    return x0, y0, w, h, bool(u[_U_FLIP] < config.flip_prob)
 
 
 def centre_crops(n: int, height: int, width: int, ratio: float = 1.0) -> Crops:

@@ -1,4 +1,5 @@
-"""The optimiser block: batch, epochs, SGD's settings and the step decay of the learning rate.
+"""The optimiser block: batch, epochs, the optimiser and its settings, and the schedule of
+the learning rate (step decay per epoch, or a linear warm-up then cosine decay per step).
 
 Declared once and used by `sslx train` (`OptimConfig`, whose defaults are each method's,
 from its paper) and `sslx probe` (`ProbeConfig`, the paper's probe protocol). Torch-free.
@@ -51,6 +52,31 @@ LR_MILESTONES = Setting(
     spell=spell_epochs,
 )
 LR_GAMMA = Setting("LR decay factor at each milestone.", float, low=0, open_low=True)
+OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
+OPTIMIZER = Setting(
+    "Optimiser: sgd (with --momentum), lars (SGD with layer-wise trust ratios, for large "
+    "batches), adamw or adam (beta1 = --momentum).",
+    str,
+    choices=OPTIMIZERS,
+)
+LR_SCHEDULES = ("step", "cosine")
+LR_SCHEDULE = Setting(
+    "LR schedule: step (x --lr-gamma at each of --lr-milestones) or cosine (linear warm-up "
+    "over --warmup-epochs, then cosine decay to --final-lr, every step).",
+    str,
+    choices=LR_SCHEDULES,
+)
+WARMUP_EPOCHS = Setting(
+    "Epochs of linear LR warm-up from 0 (cosine schedule).", int, unit="EPOCHS", low=0
+)
+FINAL_LR = Setting("The LR at the last step (cosine schedule).", float, low=0)
+LR_SCALINGS = ("none", "linear")
+LR_SCALING = Setting(
+    "linear: --lr is per 256 images and the run uses --lr x --batch-size / 256 (the linear "
+    "scaling rule of SimCLR, BYOL, SimSiam and DINO); none: --lr as given.",
+    str,
+    choices=LR_SCALINGS,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +92,18 @@ class OptimConfig:
     nesterov: bool = NESTEROV.field()
     lr_milestones: tuple[int, ...] = LR_MILESTONES.field()
     lr_gamma: float = LR_GAMMA.field()
+    # Added with the multi-view methods; a config.yaml without them ran as these defaults
+    # (`TrainConfig.from_dict` fills them in from the method's defaults).
+    optimizer: str = OPTIMIZER.field("sgd")
+    lr_schedule: str = LR_SCHEDULE.field("step")
+    warmup_epochs: int = WARMUP_EPOCHS.field(0)
+    final_lr: float = FINAL_LR.field(0.0)
+    lr_scaling: str = LR_SCALING.field("none")
 
     def __post_init__(self) -> None:
         settings.check(self)
+
+    @property
+    def base_lr(self) -> float:
+        """The LR the run uses at its peak: --lr, scaled to the batch if --lr-scaling linear."""
+        return self.lr * self.batch_size / 256 if self.lr_scaling == "linear" else self.lr

@@ -137,10 +137,10 @@ def run_golden(config: TrainConfig, out: Path, monkeypatch, dtype=torch.float64)
     steps = []
     real_step = loop.train_step
 
-    def recording_step(run, batch, autocast):
+    def recording_step(run, batch, autocast, epoch_steps):
         indices = ",".join(map(str, batch.index.tolist()))
         steps.append([indices, _sha(batch.image.numpy().tobytes())])
-        return real_step(run, batch, autocast)
+        return real_step(run, batch, autocast, epoch_steps)
 
     monkeypatch.setattr(loop, "train_step", recording_step)
     with default_dtype(dtype):

@@ -22,6 +22,29 @@ from sslx.errors import InputError
 
 
 @dataclass
+class View:
+    """One view of every sample of a batch (multi-view methods): uint8 images, (b, S, S, 3)
+    on the host and (b, 3, S, S) on the device, and their photometric draws, float32
+    (b, len(sslx.common.views.PARAMS))."""
+
+    image: torch.Tensor
+    params: torch.Tensor
+
+    @classmethod
+    def of(cls, images: Sequence[np.ndarray], params: Sequence[np.ndarray], size: int) -> View:
+        array = np.stack(images) if len(images) else np.zeros((0, size, size, 3), np.uint8)
+        rows = np.stack(params) if len(params) else np.zeros((0, 0), np.float32)
+        return cls(torch.from_numpy(array), torch.from_numpy(rows))
+
+    def pin_memory(self) -> View:
+        return View(self.image.pin_memory(), self.params.pin_memory())
+
+    def to(self, device: torch.device) -> View:
+        image = self.image.to(device, non_blocking=True).permute(0, 3, 1, 2)
+        return View(image, self.params.to(device, non_blocking=True))
+
+
+@dataclass
 class Batch:
     """Images of one step and what is known about them. On the host `image` is uint8
     (b, S, S, 3); `to(device)` gives the model's view, uint8 (b, 3, S, S) on the device
@@ -32,6 +55,8 @@ class Batch:
     label: torch.Tensor | None = None  # int64 (b,), for methods that train on labels
     bad: int = 0  # unreadable samples left out of this batch (and before it)
     errors: list[str] = field(default_factory=list)  # what was unreadable, one line each
+    # Multi-view methods: every view of the samples; `image` is then the first view's.
+    views: list[View] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -43,31 +68,39 @@ class Batch:
         size: int = 0,
         bad: int = 0,
         errors: Sequence[str] = (),
+        views: Sequence[View] = (),
     ) -> Batch:
-        """The batch of decoded images (RGB uint8 HWC, all size x size)."""
+        """The batch of decoded images (RGB uint8 HWC, all size x size); with `views`, the
+        image is the first view's (the same tensor, so it moves to the device once)."""
         empty = np.zeros((0, size, size, 3), np.uint8)
         array = np.stack(images) if len(images) else empty
+        image = views[0].image if views else torch.from_numpy(array)
         label = None if labels is None else torch.tensor(list(labels), dtype=torch.int64)
-        return cls(
-            torch.from_numpy(array),
-            torch.tensor(list(indices), dtype=torch.int64),
-            label,
-            bad,
-            list(errors),
-        )
+        index = torch.tensor(list(indices), dtype=torch.int64)
+        return cls(image, index, label, bad, list(errors), list(views))
 
     def __len__(self) -> int:
         return int(self.image.shape[0])
 
     def pin_memory(self) -> Batch:  # the DataLoader's pin_memory calls it
         label = None if self.label is None else self.label.pin_memory()
-        return Batch(self.image.pin_memory(), self.index.pin_memory(), label, self.bad, self.errors)
+        views = [v.pin_memory() for v in self.views]
+        image = views[0].image if self._first_view_is_image() else self.image.pin_memory()
+        return Batch(image, self.index.pin_memory(), label, self.bad, self.errors, views)
 
     def to(self, device: torch.device) -> Batch:
         """On the device, with images as (b, 3, S, S) views of the channels-last data."""
-        image = self.image.to(device, non_blocking=True).permute(0, 3, 1, 2)
+        views = [v.to(device) for v in self.views]
+        if self._first_view_is_image():  # one copy, not two
+            image = views[0].image
+        else:
+            image = self.image.to(device, non_blocking=True).permute(0, 3, 1, 2)
         label = None if self.label is None else self.label.to(device, non_blocking=True)
-        return Batch(image, self.index.to(device, non_blocking=True), label, self.bad, self.errors)
+        index = self.index.to(device, non_blocking=True)
+        return Batch(image, index, label, self.bad, self.errors, views)
+
+    def _first_view_is_image(self) -> bool:
+        return bool(self.views) and self.views[0].image is self.image
 
 
 def collate_draws(items: list[tuple]) -> Batch:

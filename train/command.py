@@ -53,21 +53,25 @@ def _method_text(key: str) -> str:
 
 
 def _method_options(command: Any) -> Any:
-    """Each method's own options (e.g. DeepCluster's --clusters), prefixed with its name."""
+    """Each method's own options (e.g. DeepCluster's --clusters), prefixed with the names of
+    the methods that have them; one several methods share shows each one's default."""
     seen: dict[str, Setting] = {}
-    decorators = []
-    for spec in SPECS.values():
+    owners: dict[str, dict[str, Any]] = {}  # key -> {method: its default}
+    for name, spec in SPECS.items():
         for key, d in settings.declared(spec.options).items():
-            if key in seen:
-                if seen[key] is not d.setting:
-                    raise TypeError(f"--{key} is declared by two methods with other meanings")
-                continue
+            if key in seen and seen[key] is not d.setting:
+                raise TypeError(f"--{key} is declared by two methods with other meanings")
             seen[key] = d.setting
-            owners = [n for n, s in SPECS.items() if key in settings.declared(s.options)]
-            default = settings.spelled(d.setting, d.default)
-            text = None if default in ("", None) else str(default)
-            prefix = f"[{', '.join(owners)}]"
-            decorators.append(settings.option(key, d.setting, default_text=text, prefix=prefix))
+            owners.setdefault(key, {})[name] = settings.spelled(d.setting, d.default)
+    decorators = []
+    for key, defaults in owners.items():
+        values = set(map(str, defaults.values()))
+        if len(values) > 1:
+            text = ", ".join(f"{v} for {n}" for n, v in defaults.items())
+        else:
+            text = None if next(iter(values)) in ("", "None") else next(iter(values))
+        prefix = f"[{', '.join(defaults)}]"
+        decorators.append(settings.option(key, seen[key], default_text=text, prefix=prefix))
     for decorate in reversed(decorators):  # click lists options in reverse order of decoration
         command = decorate(command)
     return command

@@ -33,6 +33,10 @@ METHOD = Setting(
 )
 
 
+# Optimiser settings added after runs were first stored (with the multi-view methods).
+OPTIM_ADDED = ("optimizer", "lr_schedule", "warmup_epochs", "final_lr", "lr_scaling")
+
+
 def _freeze(text: str | tuple[str, ...]) -> tuple[str, ...]:
     return parse_layers(text, "--freeze")
 
@@ -120,6 +124,9 @@ class TrainConfig:
             data["model"] = ModelConfig.from_dict(data["model"])
             optim = dict(data["optim"])
             optim["lr_milestones"] = tuple(optim["lr_milestones"])
+            defaults = SPECS[data["method"]].defaults.values()
+            for key in OPTIM_ADDED:  # a run from before they existed ran as its method's
+                optim.setdefault(key, defaults[key])
             data["optim"] = OptimConfig(**optim)
             data["crop"] = CropConfig(**data["crop"])
             data["freeze"] = tuple(data.get("freeze", ()))

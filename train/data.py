@@ -33,10 +33,11 @@ import webdataset as wds
 
 from sslx import seeds
 from sslx.common.batching import rank_share
-from sslx.common.crops import CropConfig, draw_crop
+from sslx.common.crops import CropConfig, decode_rgb, draw_crop, render_crop
+from sslx.common.views import ViewSpec, draw_view
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
-from sslx.train.batches import Batch, rank_batch_size, steps_per_epoch
+from sslx.train.batches import Batch, View, rank_batch_size, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         shuffle_buffer: int = 5000,
         rank: int = 0,
         world_size: int = 1,
+        views: tuple[ViewSpec, ...] = (),
     ) -> None:
         self.folder = Path(folder)
         self.where = str(folder)
@@ -123,6 +125,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.batch_size = rank_batch_size(batch_size, world_size)  # this rank's share
         self.input_size = input_size
         self.crop = crop
+        self.views = views  # multi-view methods: each sample decoded once, cropped per view
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.rank, self.world_size = rank, world_size
@@ -183,6 +186,8 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield batch
 
     def _decode(self, chunk: list[tuple[int, bytes]]) -> Batch:
+        if self.views:
+            return self._decode_views(chunk)
         side, size = self.patch_size, self.input_size
         images, keep, errors = [], [], []
         for index, jpeg in chunk:
@@ -201,6 +206,26 @@ class ShardStream(torch.utils.data.IterableDataset):
             images.append(out)
             keep.append(index)
         return Batch.of(images, keep, size=size, bad=len(chunk) - len(keep), errors=errors)
+
+    def _decode_views(self, chunk: list[tuple[int, bytes]]) -> Batch:
+        """Each sample decoded once and cropped once per view (`self.views`)."""
+        side = self.patch_size
+        images: list[list] = [[] for _ in self.views]
+        params: list[list] = [[] for _ in self.views]
+        keep, errors = [], []
+        for index, jpeg in chunk:
+            image = decode_rgb(jpeg)
+            if image is None or image.shape[:2] != (side, side):
+                errors.append(f"sample {index:09d} is not a decodable {side}x{side} JPEG")
+                continue
+            for v, spec in enumerate(self.views):
+                box, row = draw_view(self.seed, self.epoch, index, v, side, side, spec)
+                images[v].append(render_crop(image, *box, spec.size, (side, side)))
+                params[v].append(row)
+            keep.append(index)
+        views = [View.of(i, p, s.size) for i, p, s in zip(images, params, self.views, strict=True)]
+        bad = len(chunk) - len(keep)
+        return Batch.of([], keep, size=side, bad=bad, errors=errors, views=views)
 
     def first_images(self, count: int) -> torch.Tensor | None:
         """The first `count` samples of the first shard, whole (no train crop) at the input

@@ -38,9 +38,10 @@ from sslx.train.checkpoint import CHECKPOINT_NAME, copy_layers, load_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, write_config
 from sslx.train.data import ShardStream
 from sslx.train.methods import plugin
-from sslx.train.methods.base import EpochContext, Method, StepOutput
+from sslx.train.methods.base import EpochContext, Method, StepInfo, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
 from sslx.train.model import CONV_LAYERS
+from sslx.train.optimizers import Schedule
 from sslx.train.precision import step_autocast, use_channels_last
 from sslx.train.report import LivePostfix, announce
 from sslx.train.state import (
@@ -71,13 +72,6 @@ def build_method(config: TrainConfig, from_init: bool = True) -> Method:
         copy_layers(config.init, backbone, config.freeze or CONV_LAYERS)
     backbone.freeze(config.freeze)
     return plugin(config.method)(backbone, config.method_options)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
-    """Step decay per epoch at the configured milestones."""
-    return torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(config.optim.lr_milestones), gamma=config.optim.lr_gamma
-    )
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -115,13 +109,15 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         shuffle_buffer=config.shuffle_buffer,
         rank=dist.rank,
         world_size=dist.world_size,
+        views=method.views(config.crop, config.model.input_size),
     )
     method.check_data(data.num_samples)
     optimizer = method.configure_optimizer(config.optim)
     workers = options.workers
     if workers is None:
         workers = default_workers(device, distributed.local_world_size_from_env())
-    scheduler = build_scheduler(optimizer, config)
+    steps = steps_per_epoch(data.num_samples, config.optim.batch_size)
+    scheduler = Schedule(optimizer, config.optim, steps)
     run = Run(
         config,
         options,
@@ -183,7 +179,7 @@ def _end_epoch(run: Run, ctx: EpochContext) -> None:
     if ctx.stop:
         record["stopped"] = ctx.stop
     run.log.write(record, progress.global_step, prefix="epoch")
-    run.scheduler.step()
+    run.scheduler.after_epoch()
     progress.epoch += 1
     progress.step_in_epoch = 0
     progress.stopped = ctx.stop
@@ -209,7 +205,7 @@ def train_one_epoch(
         live = LivePostfix(bar, run.device)
         for batch in loader:
             bad.check(batch, run)
-            output = train_step(run, batch, autocast)
+            output = train_step(run, batch, autocast, steps)
             meter.add({"loss": output.loss, **output.metrics}, len(batch))
             bar.update(1)
             live.update(output.loss, len(batch))
@@ -322,15 +318,22 @@ def _epoch_batches(run: Run, draws: torch.utils.data.Dataset | None):
     return epoch_loader(draws, batches, run.workers, pin), steps
 
 
-def train_step(run: Run, batch: Batch, autocast) -> StepOutput:
-    """Forward, backward and update on one batch."""
+def train_step(run: Run, batch: Batch, autocast, steps: int) -> StepOutput:
+    """Forward, backward and update on one batch (`steps`: the epoch's steps)."""
+    progress = run.progress
+    info = StepInfo(
+        progress.global_step, run.config.optim.epochs * steps, progress.epoch, run.optimizer
+    )
     on_device = batch.to(run.device)
-    torch.manual_seed(step_seed(run.config.seed, run.progress.global_step, run.dist.rank))
+    torch.manual_seed(step_seed(run.config.seed, progress.global_step, run.dist.rank))
+    run.scheduler.before_step(progress.global_step)
     with autocast:
         output = run.model(on_device.image, on_device)
     run.optimizer.zero_grad(set_to_none=True)
     output.loss.backward()
+    run.method.before_optimizer_step(info)
     run.optimizer.step()
+    run.method.after_optimizer_step(info)
     run.progress.step_in_epoch += 1
     run.progress.global_step += 1
     return output

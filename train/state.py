@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from sslx.train.methods.base import Method, TrainingData
     from sslx.train.metrics import MetricsLog
+    from sslx.train.optimizers import Schedule
     from sslx.train.stop import StopSignal
 
 CONFIG_NAME = "config.yaml"
@@ -65,7 +66,7 @@ class Run:
     method: Method
     model: torch.nn.Module  # the method, wrapped in DDP and/or torch.compile
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler: Schedule
     progress: Progress
     workers: int
     log: MetricsLog | None = None

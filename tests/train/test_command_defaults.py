@@ -15,7 +15,11 @@ def test_each_method_has_its_own_default_input_size(tmp_path):
     """jeffdonahue/bigan README (ImageNet): --crop_size 64; the others train at 224."""
     assert {name: s.defaults.input_size for name, s in SPECS.items()} == {
         "bigan": 64,
+        "byol": 224,
         "deepcluster": 224,
+        "dino": 224,
         "rotnet": 224,
+        "simclr": 224,
+        "simsiam": 224,
         "supervised": 224,
     }

@@ -170,3 +170,39 @@ def test_missing_folder_empty_folder_and_missing_shard_are_input_errors(shards, 
         _stream(copy)
     with pytest.raises(InputError, match="fewer than one batch"):
         _stream(shards, batch_size=300)
+
+
+def _views():
+    from sslx.common.views import ViewSpec
+
+    return (ViewSpec(32, CropConfig(), blur_prob=1.0), ViewSpec(24, CropConfig(0.05, 0.4)))
+
+
+def _view_batches(shards, workers, start_step=0, **kw):
+    stream = _stream(shards, views=_views(), **kw)
+    stream.set_epoch(1, start_step)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
+    return list(loader)
+
+
+def test_views_are_the_same_for_any_worker_count_and_resume(shards):
+    one = _view_batches(shards, 0)
+    two = _view_batches(shards, 2, shuffle_buffer=64)
+    assert len(one) == len(two) == 15
+    first = one[0]
+    assert [tuple(v.image.shape) for v in first.views] == [(16, 32, 32, 3), (16, 24, 24, 3)]
+    assert first.image is first.views[0].image
+    for a, b in zip(one, two, strict=True):  # batch j's samples differ, each sample's views do not
+        order = {i: k for k, i in enumerate(b.index.tolist())}
+        for k, i in enumerate(a.index.tolist()):
+            if i in order:
+                for va, vb in zip(a.views, b.views, strict=True):
+                    assert torch.equal(va.image[k], vb.image[order[i]])
+                    assert torch.equal(va.params[k], vb.params[order[i]])
+    resumed = _view_batches(shards, 0, start_step=5)
+    assert all(
+        torch.equal(a.views[1].image, b.views[1].image)
+        for a, b in zip(one[5:], resumed, strict=True)
+    )
+    # The two views of a sample are different crops with their own draws.
+    assert not torch.equal(first.views[0].params, first.views[1].params)

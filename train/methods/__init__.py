@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sslx.train.methods.base import Method
 
 # One line per method (the order of their options in `sslx train --help`).
-REGISTERED = ("bigan", "deepcluster", "rotnet", "supervised")
+REGISTERED = ("bigan", "byol", "deepcluster", "dino", "rotnet", "simclr", "simsiam", "supervised")
 
 SPECS: dict[str, MethodSpec] = {
     name: importlib.import_module(f"sslx.train.methods.{name}.spec").SPEC for name in REGISTERED

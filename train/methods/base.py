@@ -9,7 +9,11 @@ A method owns its heads and its loss. The training loop only ever calls:
   `batch` the step's `Batch` there (indices, labels);
 - `method.parameter_groups()`: what the optimiser updates (all trainable parameters
   unless a method says otherwise);
-- `method.configure_optimizer(optim)`: the optimiser (SGD unless a method says otherwise);
+- `method.configure_optimizer(optim)`: the optimiser (`--optimizer`, see `optimizers.py`);
+- `method.before_optimizer_step(step)` / `after_optimizer_step(step)`: per-step hooks
+  around the update (gradient clipping, an EMA teacher);
+- `method.views(crop, size)`: the views a multi-view method trains on (`sslx.common.views`),
+  each sample decoded once and cropped once per view; () for one image per sample;
 - the hooks `on_epoch_start(ctx)` / `on_epoch_end(ctx)`, e.g. DeepCluster's clustering,
   the supervised validation (which adds to the epoch's record and may end the run);
 - `method.run_state()` / `load_run_state(state)`: plain values beyond parameters and
@@ -40,6 +44,8 @@ from sslx.train.methods.spec import MethodSpec, OptimDefaults
 
 if TYPE_CHECKING:
     from sslx.common.optim import OptimConfig
+    from sslx.common.sampling import CropConfig
+    from sslx.common.views import ViewSpec
     from sslx.train.batches import Batch
     from sslx.train.config import TrainConfig
     from sslx.train.metrics import MetricsLog
@@ -56,6 +62,16 @@ class TrainingData(Protocol):
     where: str  # the folder it was read from (for messages)
     num_samples: int
     fingerprint: str  # what a resume checks: the same data, wherever it lies now
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """The step being taken, for the per-step hooks and schedules of a method."""
+
+    step: int  # global step, 0-based
+    total: int  # steps of the whole run: --epochs x steps per epoch
+    epoch: int  # 0-based
+    optimizer: torch.optim.Optimizer
 
 
 @dataclass
@@ -105,14 +121,23 @@ class Method(nn.Module):
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def configure_optimizer(self, optim: OptimConfig) -> torch.optim.Optimizer:
-        """SGD with (Nesterov) momentum; methods whose paper uses another optimiser override it."""
-        return torch.optim.SGD(
-            self.parameter_groups(),
-            lr=optim.lr,
-            momentum=optim.momentum,
-            weight_decay=optim.weight_decay,
-            nesterov=optim.nesterov and optim.momentum > 0,
-        )
+        """The configured optimiser (`--optimizer`, the method's paper's by default) over
+        `parameter_groups()`."""
+        from sslx.train.optimizers import build_optimizer
+
+        return build_optimizer(self.parameter_groups(), optim)
+
+    def before_optimizer_step(self, step: StepInfo) -> None:
+        """Called after the backward pass, before the update (e.g. DINO's gradient clipping,
+        its frozen last layer and its weight-decay schedule)."""
+
+    def after_optimizer_step(self, step: StepInfo) -> None:
+        """Called after the update (e.g. an EMA teacher's)."""
+
+    def views(self, crop: CropConfig, size: int) -> tuple[ViewSpec, ...]:
+        """The views of each sample a multi-view method trains on (`batch.views`), given the
+        run's train crop and input size; () for one crop per sample (`batch.image`)."""
+        return ()
 
     def make_data(self) -> TrainingData | None:
         """The training data of a method that reads no shards: an object with `num_samples`

@@ -28,8 +28,14 @@ class OptimDefaults:
     nesterov: bool = False
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
+    optimizer: str = "sgd"
+    lr_schedule: str = "step"
+    warmup_epochs: int = 0
+    final_lr: float = 0.0
+    lr_scaling: str = "none"  # "linear": lr is per 256 images
     sobel: bool = False
     input_size: int = 224  # the model's input size in pixels
+    crop_scale_min: float = 0.08  # the train crop's (the global views' for multi-view methods)
     reference: str = ""
 
     def values(self) -> dict[str, Any]:

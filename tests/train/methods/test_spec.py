@@ -3,11 +3,13 @@ reads about it, and its plug-in takes its name, defaults and options from there.
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from sslx import settings
-from sslx.train.batches import Batch
+from sslx.common.views import draw_view
+from sslx.train.batches import Batch, View
 from sslx.train.config import TrainConfig
 from sslx.train.loop import build_method
 from sslx.train.methods import REGISTERED, SPECS, plugin
@@ -47,6 +49,12 @@ def configs(shards, image_folder) -> dict[str, TrainConfig]:
         "deepcluster": TrainConfig.for_method("deepcluster", **data, clusters=3, **tiny),
         "bigan": TrainConfig.for_method("bigan", **data, gan_size=8, gan_width=4, **tiny),
         "supervised": TrainConfig.for_method("supervised", data_dir=str(image_folder), **tiny),
+        "simclr": TrainConfig.for_method("simclr", **data, projection_dim=8, **tiny),
+        "byol": TrainConfig.for_method("byol", **data, hidden_dim=8, projection_dim=8, **tiny),
+        "simsiam": TrainConfig.for_method(
+            "simsiam", **data, projection_dim=8, prediction_dim=4, **tiny
+        ),
+        "dino": TrainConfig.for_method("dino", **data, out_dim=16, local_crops=1, **tiny),
     }
 
 
@@ -57,6 +65,10 @@ def test_every_method_logs_its_declared_pretext_measure(name, configs):
     method = build_method(configs[name])
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     batch = Batch(images.permute(0, 2, 3, 1), torch.arange(4), torch.tensor([0, 1, 2, 0]))
+    config = configs[name]
+    for v, spec in enumerate(method.views(config.crop, 32)):  # multi-view methods
+        rows = [draw_view(0, 0, i, v, 32, 32, spec)[1] for i in range(4)]
+        batch.views.append(View(images, torch.from_numpy(np.stack(rows))))
     output = method(images, batch)
     assert SPECS[name].pretext.metric in output.metrics
     chance = SPECS[name].pretext.chance

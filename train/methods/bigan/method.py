@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from sslx.errors import InputError
 from sslx.train.alexnet import AlexNet
 from sslx.train.batches import Batch
 from sslx.train.evaluation import evaluating
@@ -33,7 +32,7 @@ from sslx.train.methods.bigan.pictures import save_png, to_grid
 from sslx.train.methods.bigan.spec import SPEC, BiGANOptions
 
 if TYPE_CHECKING:
-    from sslx.common.optim import OptimConfig
+    pass
 
 SAMPLE_GRID = 64  # generated samples per picture, from a fixed z
 RECON_GRID = 32  # real patches per reconstruction picture, each beside G(E(x))
@@ -140,17 +139,6 @@ class BiGAN(Method):
         ids = {id(p) for p in gains}
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
         return [{"params": rest}, {"params": gains, "weight_decay": 0.0}]
-
-    def configure_optimizer(self, optim: OptimConfig) -> torch.optim.Optimizer:
-        """Adam with beta1 = --momentum and beta2 = 0.999; decay is L2 on the gradient."""
-        if not 0 <= optim.momentum < 1:
-            raise InputError(f"bigan's --momentum is Adam's beta1: in [0, 1), not {optim.momentum}")
-        return torch.optim.Adam(
-            self.parameter_groups(),
-            lr=optim.lr,
-            betas=(optim.momentum, 0.999),
-            weight_decay=optim.weight_decay,
-        )
 
     @torch.no_grad()
     def pictures(self, images: torch.Tensor | None) -> dict:

@@ -53,6 +53,7 @@ SPEC = MethodSpec(
         nesterov=False,
         lr_milestones=tuple(range(50, 100)),
         lr_gamma=0.01 ** (1 / 50),
+        optimizer="adam",  # beta1 = momentum, beta2 = 0.999 (train_gan.py)
         input_size=64,  # the encoder sees 64 px crops (README ImageNet args: --crop_size 64)
         reference="jeffdonahue/bigan README.md (ImageNet, 1000 classes) and train_gan.py",
     ),

@@ -148,7 +148,7 @@ def test_adam_with_the_reference_settings():
 def test_rotnet_keeps_its_sgd():
     torch.manual_seed(0)
     optimizer = RotNet(AlexNet(MODEL)).configure_optimizer(
-        _optim(lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True)
+        _optim(lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True, optimizer="sgd")
     )
     assert isinstance(optimizer, torch.optim.SGD)
     group = optimizer.param_groups[0]

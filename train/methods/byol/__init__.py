@@ -1,0 +1,1 @@
+"""BYOL (Grill et al., NeurIPS 2020): `spec` (torch-free) and `method`."""

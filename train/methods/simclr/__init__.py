@@ -1,0 +1,1 @@
+"""SimCLR (Chen, Kornblith, Norouzi & Hinton, ICML 2020): `spec` (torch-free) and `method`."""
