@@ -33,8 +33,8 @@ CHECKPOINTS = Setting(
     multiple=True,
 )
 RANDOM_INIT = Setting(
-    'Also probe an untrained AlexNet (the paper\'s "Random" row), built from --size, '
-    "--sobel and --conv1-stride.",
+    'Also probe an untrained network (the paper\'s "Random" row), built from --arch, '
+    "--size, --sobel and --conv1-stride.",
     bool,
     switch=False,
 )
@@ -50,7 +50,7 @@ ZOOM = Setting("Pixels per filter weight.", int, low=1, high=MAX_ZOOM)
 @settings.option("random_init", RANDOM_INIT)
 @settings.options(
     ModelConfig,
-    only=("input_size", "sobel", "conv1_stride"),
+    only=("arch", "input_size", "sobel", "conv1_stride"),
     defaults={"input_size": None},
     default_text={"input_size": "the first checkpoint's, else 224"},
     prefix="[--random-init]",
@@ -123,7 +123,7 @@ def probe(**flags: Any) -> None:
     meta = {"data": data.info, "config": {**vars(config), "layers": list(config.layers)}}
     results: list[ProbeResult] = []
     for net in networks:
-        dims = probe_dims(net.model.config, config.layers)
+        dims = probe_dims(net.model.config, config.layers_of(net.model.config))
         click.echo(dims_line(net.name, net.model.config.input_size, dims), err=True)
         state = out / "state" / f"{_slug(net.name)}.pt"
         results.append(probe_network(net, data, config, options, state))
@@ -139,7 +139,10 @@ def _networks(flags: dict) -> list:
     if flags["random_init"]:
         size = flags["input_size"] or (networks[0].model.config.input_size if networks else 224)
         geometry = ModelConfig(
-            input_size=size, sobel=flags["sobel"], conv1_stride=flags["conv1_stride"]
+            arch=flags["arch"],
+            input_size=size,
+            sobel=flags["sobel"],
+            conv1_stride=flags["conv1_stride"],
         )
         networks.append(random_network(geometry, flags["seed"]))
     elif flags["input_size"] is not None:

@@ -22,11 +22,11 @@ from sslx.common.sampling import CROP_SCALE_MIN
 from sslx.errors import InputError
 from sslx.options import DEVICE, QUIET, SEED, WORKERS
 from sslx.settings import FREE, declare
-from sslx.train.model import CONV_LAYERS, parse_layers, spell_layers
+from sslx.train.model import ModelConfig, check_layers, parse_layers, spell_layers
 
 
 def _layers(text: str | tuple[str, ...]) -> tuple[str, ...]:
-    return parse_layers(text, "--layers", at_least_one=True)
+    return parse_layers(text, "--layers")  # none: every tap of each network
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,9 @@ class ProbeConfig:
     """Everything that decides a probe's result (`epochs` may grow on a rerun)."""
 
     layers: tuple[str, ...] = declare(
-        CONV_LAYERS,
-        help="Comma-separated taps to probe.",
+        (),
+        help="Comma-separated taps to probe (AlexNet: conv1..conv5; ResNet-18: stem, "
+        "layer1..layer4); by default every tap of each network.",
         unit="LAYERS",
         parse=_layers,
         spell=spell_layers,
@@ -75,6 +76,13 @@ class ProbeConfig:
         switch=False,
     )
     seed: int = SEED.field(0)
+
+    def layers_of(self, model: ModelConfig) -> tuple[str, ...]:
+        """The taps probed on a network: `layers`, all of them that network's, or every tap
+        of it by default."""
+        if not self.layers:
+            return model.layers
+        return check_layers(self.layers, model.arch, "--layers")
 
     def __post_init__(self) -> None:
         settings.check(self)

@@ -25,7 +25,7 @@ from sslx import seeds
 from sslx.atomic import atomic_write, write_text_atomic
 from sslx.common.batching import in_order
 from sslx.probe.heads import TapPooling, probe_shapes
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
@@ -33,7 +33,7 @@ Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 class FrozenTrunk(nn.Module):
     """The network in eval mode without gradients, plus the per-tap pooling."""
 
-    def __init__(self, model: AlexNet, layers) -> None:
+    def __init__(self, model: Backbone, layers) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.layers = tuple(layers)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sslx.train.model import CONV_LAYERS, ModelConfig
+from sslx.train.model import ModelConfig
 
 # (layer, map side at 224 px) -> (kernel = stride, padding), as in the paper's code.
 PAPER_POOLS = {
@@ -33,6 +33,9 @@ PAPER_POOLS = {
 }
 # The output side those pools give; the target grid for every other input size.
 POOLED_SIDE = {"conv1": 10, "conv2": 6, "conv3": 5, "conv4": 5, "conv5": 6}
+# ResNet-18 (no reference protocol): the side that keeps each tap near 9k dimensions,
+# 64 x 12 x 12 = 9216, 128 x 8 x 8 = 8192, 256 x 6 x 6 = 9216, 512 x 4 x 4 = 8192.
+POOLED_SIDE |= {"stem": 12, "layer1": 12, "layer2": 8, "layer3": 6, "layer4": 4}
 
 
 def tap_pool(layer: str, side: int) -> nn.Module:
@@ -52,13 +55,13 @@ def pooled_shape(layer: str, shape: tuple[int, int, int]) -> tuple[int, int, int
     return channels, out, out
 
 
-def probe_shapes(model: ModelConfig, layers=CONV_LAYERS) -> dict[str, tuple[int, int, int]]:
+def probe_shapes(model: ModelConfig, layers=None) -> dict[str, tuple[int, int, int]]:
     """The pooled map (C, h, w) each layer's probe sees, for this network geometry."""
     shapes = model.resolved().tap_shapes()
-    return {layer: pooled_shape(layer, shapes[layer]) for layer in layers}
+    return {layer: pooled_shape(layer, shapes[layer]) for layer in layers or model.layers}
 
 
-def probe_dims(model: ModelConfig, layers=CONV_LAYERS) -> dict[str, int]:
+def probe_dims(model: ModelConfig, layers=None) -> dict[str, int]:
     """Input dimension of each layer's probe for this network geometry."""
     return {n: c * h * w for n, (c, h, w) in probe_shapes(model, layers).items()}
 
@@ -66,10 +69,10 @@ def probe_dims(model: ModelConfig, layers=CONV_LAYERS) -> dict[str, int]:
 class TapPooling(nn.Module):
     """Conv taps (dict of N x C x H x W) -> pooled, flattened features (dict of N x D)."""
 
-    def __init__(self, model: ModelConfig, layers=CONV_LAYERS) -> None:
+    def __init__(self, model: ModelConfig, layers=None) -> None:
         super().__init__()
         shapes = model.resolved().tap_shapes()
-        self.layers = tuple(layers)
+        self.layers = tuple(layers or model.layers)
         self.pools = nn.ModuleDict({n: tap_pool(n, shapes[n][1]) for n in self.layers})
 
     def forward(self, taps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ import torch
 from sslx import seeds
 from sslx.errors import InputError
 from sslx.probe.run import Network
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import build_backbone
 from sslx.train.checkpoint import load_backbone, resolve_path
 from sslx.train.model import ModelConfig
 
@@ -35,11 +35,11 @@ def checkpoint_network(path: Path) -> Network:
 
 
 def random_network(geometry: ModelConfig, seed: int) -> Network:
-    """The paper's "Random" row: AlexNet with DeepCluster's initialisation and no training
+    """The paper's "Random" row: the backbone with its initialisation and no training
     (its BatchNorm layers keep their initial statistics, mean 0 and variance 1)."""
     config = geometry.resolved()
     torch.manual_seed(seeds.int_seed(seed, "init"))  # as a training run's init
-    model = AlexNet(config).eval()
+    model = build_backbone(config).eval()
     return Network("random", model, {"random_init": config.to_dict(), "init_seed": seed})
 
 

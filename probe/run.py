@@ -39,7 +39,7 @@ from sslx.probe.features import (
 )
 from sslx.probe.heads import LinearProbes
 from sslx.probe.plan import cache_bytes, check_cache_fits
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Network:
     """A frozen network to probe, and where it came from (part of the resume fingerprint)."""
 
     name: str
-    model: AlexNet
+    model: Backbone
     source: dict
 
 
@@ -230,7 +230,7 @@ def probe_network(
     options: ProbeOptions | None = None,
     state_path: Path | None = None,
 ) -> ProbeResult:
-    """Train and evaluate linear probes on `config.layers` of a frozen network.
+    """Train and evaluate linear probes on the taps `config.layers_of` gives for a frozen network.
 
     With `state_path` the probes are saved there after every epoch and the result at the
     end; a rerun continues from the last saved epoch (or returns the stored result)."""
@@ -246,7 +246,7 @@ def probe_network(
     options = replace(options, device=device.type)
     if options.workers is None:
         options = replace(options, workers=default_workers(device, 1))
-    trunk = FrozenTrunk(network.model, config.layers).to(device)
+    trunk = FrozenTrunk(network.model, config.layers_of(network.model.config)).to(device)
     train_batches, val_batches, extract_s = _feature_source(
         trunk, data, config, options, network, key
     )

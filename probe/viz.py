@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
 from sslx.atomic import atomic_write
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 
 
 def sobel_equivalent(weight: torch.Tensor, sobel: torch.Tensor) -> torch.Tensor:
@@ -30,9 +30,10 @@ def sobel_equivalent(weight: torch.Tensor, sobel: torch.Tensor) -> torch.Tensor:
     return response[:, :, 1 : k + 3, 1 : k + 3].flip(-1, -2).permute(1, 0, 2, 3)
 
 
-def conv1_filters(model: AlexNet) -> torch.Tensor:
-    """conv1 weights as images, (out, channels, k, k), channels 3 (RGB) or 1 (grey)."""
-    weight = model.convs["conv1"][0].weight.detach().float().cpu()
+def conv1_filters(model: Backbone) -> torch.Tensor:
+    """The first conv's weights as images, (out, channels, k, k), channels 3 (RGB) or 1
+    (grey): AlexNet's conv1, ResNet-18's stem conv."""
+    weight = model.first_conv().weight.detach().float().cpu()
     if model.config.sobel:
         return sobel_equivalent(weight, model.sobel_weight.float().cpu())
     return weight
@@ -46,7 +47,7 @@ def filter_grid(filters: torch.Tensor, columns: int = 12, zoom: int = 4) -> torc
     return F.interpolate(grid[None], scale_factor=zoom, mode="nearest")[0]
 
 
-def save_filters(model: AlexNet, out: Path, columns: int = 12, zoom: int = 4) -> tuple[int, int]:
+def save_filters(model: Backbone, out: Path, columns: int = 12, zoom: int = 4) -> tuple[int, int]:
     """Write the conv1 filter grid of `model` to `out` as a PNG; returns its (width, height)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     grid = filter_grid(conv1_filters(model), columns, zoom)

@@ -33,6 +33,8 @@ CHANGED = {
     ("train", "--kmeans-backend", "type"): {"choice": ["auto", "faiss", "torch"]},
     # The registered methods, now with SimCLR, BYOL, SimSiam and DINO.
     ("train", "--method", "type"): {"choice": sorted(SPECS)},
+    # Every tap of each network (AlexNet's conv1..conv5, ResNet-18's stem..layer4).
+    ("probe", "--layers", "default"): "",
     # The method's (0.08 for all but SimSiam's 0.2 and DINO's global views' 0.4).
     ("train", "--crop-scale-min", "default"): None,
 }
@@ -44,6 +46,9 @@ ADDED = {
     ("train", "--warmup-epochs"),
     ("train", "--final-lr"),
     ("train", "--lr-scaling"),
+    # ResNet-18 beside AlexNet (issue 25).
+    ("train", "--arch"),
+    ("probe", "--arch"),
     # ... and the options of those methods, from their specs.
     *(
         ("train", "--" + key.replace("_", "-"))

@@ -20,6 +20,8 @@ LATER = {
 # What probe may read of train: the contract between the stages (docs/checkpoints.md).
 TRAIN_CONTRACT = (
     "sslx.train.alexnet",
+    "sslx.train.backbone",
+    "sslx.train.resnet",
     "sslx.train.model",
     "sslx.train.checkpoint",
     "sslx.train.methods",

@@ -20,25 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslx.errors import InputError
+from sslx.train.backbone import Backbone
 from sslx.train.model import _CHANNELS, _KERNELS, _POOLED, CONV_LAYERS, ModelConfig
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-class AlexNet(nn.Module):
+class AlexNet(Backbone):
     """Trunk conv1..conv5 plus fc6/fc7; method heads live in the methods, not here."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         config = config.resolved()
         self.config = config
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        if config.sobel:
-            self.register_buffer("sobel_weight", _sobel_weight())
-        in_channels = 2 if config.sobel else 3
+        in_channels = self.init_input(config)
         self.convs = nn.ModuleDict()
         for i, (name, out, k) in enumerate(zip(CONV_LAYERS, _CHANNELS, _KERNELS, strict=True)):
             stride = config.conv1_stride if i == 0 else 1
@@ -72,37 +65,13 @@ class AlexNet(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def freeze(self, layers: tuple[str, ...]) -> None:
-        """Fix conv `layers`: no gradients, and BatchNorm keeps its statistics in training."""
-        unknown = [n for n in layers if n not in CONV_LAYERS]
-        if unknown:
-            raise InputError(f"unknown layer(s) {unknown}; the taps are {', '.join(CONV_LAYERS)}")
-        self.frozen = tuple(layers)
-        for name in self.frozen:
-            self.convs[name].requires_grad_(False)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> AlexNet:
-        super().train(mode)
-        for name in getattr(self, "frozen", ()):
-            self.convs[name].eval()
-        return self
-
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 or [0, 1] RGB (N, 3, H, W) -> normalised input (Sobel-filtered if enabled)."""
-        # In the parameters' float type: float32, or float64 for the golden test.
-        x = images.to(self.mean.dtype) / 255.0 if images.dtype == torch.uint8 else images
-        x = (x - self.mean) / self.std
-        if self.config.sobel:
-            grey = (x * _GREY.to(x).view(1, 3, 1, 1)).sum(1, keepdim=True)
-            x = F.conv2d(grey, self.sobel_weight, padding=1)
-        return x
+    @property
+    def units(self) -> dict[str, nn.Module]:
+        return dict(self.convs.items())
 
     def taps(self, images: torch.Tensor, layers=CONV_LAYERS) -> dict[str, torch.Tensor]:
         """ReLU outputs of the requested conv layers (computed only as deep as needed)."""
-        unknown = [n for n in layers if n not in CONV_LAYERS]
-        if unknown:
-            raise InputError(f"unknown layer(s) {unknown}; the taps are {', '.join(CONV_LAYERS)}")
+        self.check_layers(layers)
         last = max(CONV_LAYERS.index(n) for n in layers)
         x, out = self.prepare(images), {}
         for name in CONV_LAYERS[: last + 1]:
@@ -126,13 +95,3 @@ class AlexNet(nn.Module):
         """The fc7 embedding; DeepCluster clusters it before the final ReLU."""
         x = self.fc7(self.fc6(self.trunk(images)))
         return F.relu(x) if final_relu else x
-
-
-# Grey level before the Sobel filters: the plain mean of the three normalised channels, a
-# 1x1 conv with every weight 1/3 (facebookresearch/deepcluster models/alexnet.py).
-_GREY = torch.tensor([1.0, 1.0, 1.0]) / 3
-
-
-def _sobel_weight() -> torch.Tensor:
-    gx = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
-    return torch.stack([gx, gx.t()]).unsqueeze(1)  # (2, 1, 3, 3): x and y gradients

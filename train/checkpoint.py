@@ -15,7 +15,7 @@ import torch
 
 from sslx.datagen.shards import sslx_version
 from sslx.errors import InputError, first_line
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone, build_backbone
 from sslx.train.model import ModelConfig
 
 FORMAT = "sslx-checkpoint"
@@ -88,11 +88,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def load_backbone(
     path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[AlexNet, dict]:
-    """The trained AlexNet of a checkpoint (in eval mode) and the checkpoint's record."""
+) -> tuple[Backbone, dict]:
+    """The trained backbone of a checkpoint (in eval mode) and the checkpoint's record."""
     payload = load_checkpoint(path, map_location)
     try:
-        model = AlexNet(ModelConfig.from_dict(payload["model"]))
+        record = ModelConfig.from_dict(payload["model"])
+    except InputError as e:
+        raise InputError(f"{path}: a model record this sslx cannot build ({e})") from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise InputError(f"{path}: its model record is damaged ({first_line(e)})") from None
+    try:
+        model = build_backbone(record)
         model.load_state_dict(payload["backbone"])
     except (RuntimeError, KeyError, TypeError, AttributeError) as e:
         raise InputError(
@@ -101,21 +107,23 @@ def load_backbone(
     return model.eval(), payload
 
 
-def copy_layers(path: str, backbone: AlexNet, layers: tuple[str, ...]) -> None:
-    """Copy conv `layers` (weights and BatchNorm statistics) from a checkpoint's backbone."""
+def copy_layers(path: str, backbone: Backbone, layers: tuple[str, ...]) -> None:
+    """Copy `layers` (weights and BatchNorm statistics) from a checkpoint's backbone."""
     source, _ = load_backbone(path)
     if source.config.resolved() != backbone.config.resolved():
         raise InputError(
             f"--init {path} is a {_model_text(source.config)} network, this run a "
-            f"{_model_text(backbone.config)} one; match --size/--sobel/--conv1-stride/"
+            f"{_model_text(backbone.config)} one; match --arch/--size/--sobel/--conv1-stride/"
             "--classifier-width to it"
         )
     for name in layers:
-        backbone.convs[name].load_state_dict(source.convs[name].state_dict())
+        backbone.units[name].load_state_dict(source.units[name].state_dict())
 
 
 def _model_text(model) -> str:
     m = model.resolved()
+    if m.arch != "alexnet":
+        return f"{m.arch}, {m.input_size} px, sobel {m.sobel}"
     return (
         f"{m.input_size} px, sobel {m.sobel}, conv1 stride {m.conv1_stride}, "
         f"fc {m.classifier_width}"

@@ -24,7 +24,7 @@ from sslx.errors import InputError, first_line
 from sslx.options import DEVICE, QUIET, SEED, WORKERS
 from sslx.settings import FREE, MOVABLE, Setting, declare
 from sslx.train.methods import REGISTERED, SPECS
-from sslx.train.model import ModelConfig, parse_layers, spell_layers
+from sslx.train.model import ModelConfig, check_layers, parse_layers, spell_layers
 from sslx.train.precision import PRECISIONS
 
 SHARDS = Setting("Shard folder from sslx generate.", Path, unit="DIR", resume=MOVABLE, parse=str)
@@ -63,14 +63,14 @@ class TrainConfig:
     )
     init: str | None = declare(
         None,
-        help="Checkpoint whose conv layers start this run: those in --freeze, or all five.",
+        help="Checkpoint whose layers start this run: those in --freeze, or all its taps.",
         type=Path,
         unit="CHECKPOINT",
         parse=str,
     )
     freeze: tuple[str, ...] = declare(
         (),
-        help="Comma-separated conv layers kept fixed, e.g. conv1,conv2 (the paper's Table 4).",
+        help="Comma-separated layers kept fixed, e.g. conv1,conv2 (the paper's Table 4).",
         unit="LAYERS",
         parse=_freeze,
         spell=spell_layers,
@@ -91,6 +91,10 @@ class TrainConfig:
         spec = SPECS[self.method]
         if not isinstance(self.method_options, spec.options):  # a stored dict, or None
             object.__setattr__(self, "method_options", spec.make_options(self.method_options))
+        if self.model.arch not in spec.archs:
+            archs, arch = ", ".join(spec.archs), self.model.arch
+            raise InputError(f"--method {self.method} trains {archs}, not --arch {arch}")
+        check_layers(self.freeze, self.model.arch, "--freeze")
         if self.shards and not spec.needs_shards:
             raise InputError(f"--method {self.method} reads --data-dir, not --shards")
 

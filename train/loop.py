@@ -25,7 +25,7 @@ from sslx.common.device import default_workers, pick_device
 from sslx.common.timing import StepTimer
 from sslx.errors import InputError, TrainingDiverged
 from sslx.train import distributed
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import build_backbone
 from sslx.train.batches import (
     Batch,
     epoch_loader,
@@ -40,7 +40,6 @@ from sslx.train.data import ShardStream
 from sslx.train.methods import plugin
 from sslx.train.methods.base import EpochContext, Method, StepInfo, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
-from sslx.train.model import CONV_LAYERS
 from sslx.train.optimizers import Schedule
 from sslx.train.precision import step_autocast, use_channels_last
 from sslx.train.report import LivePostfix, announce
@@ -67,9 +66,9 @@ def build_method(config: TrainConfig, from_init: bool = True) -> Method:
     `--init` layers copied in (new runs only: a resume restores its own weights) and
     `--freeze` layers fixed."""
     torch.manual_seed(seeds.int_seed(config.seed, "init"))
-    backbone = AlexNet(config.model)
+    backbone = build_backbone(config.model)
     if config.init and from_init:
-        copy_layers(config.init, backbone, config.freeze or CONV_LAYERS)
+        copy_layers(config.init, backbone, config.freeze or config.model.layers)
     backbone.freeze(config.freeze)
     return plugin(config.method)(backbone, config.method_options)
 

@@ -110,7 +110,10 @@ def test_unknown_architecture_is_exit_2(checkpoint, image_folder, tmp_path, caps
     ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "unknown architecture 'vgg16'" in err, err
+    assert (
+        len(err.splitlines()) == 1
+        and "--arch must be one of alexnet, resnet18 (got 'vgg16')" in err
+    ), err
 
 
 def test_damaged_probe_state_and_zero_crop_ratio_are_exit_2(image_folder, tmp_path, capsys):

@@ -64,7 +64,7 @@ def test_too_small_input_and_unknown_names_are_input_errors():
         ModelConfig(input_size=8).resolved()
     with pytest.raises(InputError, match="no feature map"):
         ModelConfig(input_size=64, conv1_stride=8).resolved()
-    with pytest.raises(InputError, match="unknown architecture"):
+    with pytest.raises(InputError, match="--arch must be one of alexnet, resnet18"):
         ModelConfig(arch="vgg").resolved()
     with pytest.raises(InputError, match="conv6"):
         model = AlexNet(ModelConfig(input_size=32, classifier_width=8))

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 import torch
 from torch import nn
 
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.distributed import Dist
 from sslx.train.methods.spec import MethodSpec, OptimDefaults
 
@@ -109,7 +109,7 @@ class Method(nn.Module):
             spec = cls.spec
             cls.name, cls.defaults, cls.needs_shards = spec.name, spec.defaults, spec.needs_shards
 
-    def __init__(self, backbone: AlexNet, options: Any = None) -> None:
+    def __init__(self, backbone: Backbone, options: Any = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.options = self.spec.options() if options is None else options

@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sslx.train.model import ARCHS
+
 
 @dataclass(frozen=True)
 class OptimDefaults:
@@ -67,6 +69,7 @@ class MethodSpec:
     docs: str  # where a user reads about it
     options: type = NoOptions  # a frozen dataclass of settings, stored as method_options
     needs_shards: bool = True  # False: the method reads its own (labelled) data
+    archs: tuple[str, ...] = ARCHS  # the backbones it can train
 
     def make_options(self, values: dict[str, Any] | None = None) -> Any:
         """The options from stored or given values (missing ones take their defaults)."""

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from sslx.train import distributed
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
 from sslx.train.methods.base import EpochContext, Method
 from sslx.train.ssl.augment import photometric
@@ -27,7 +27,7 @@ from sslx.train.ssl.global_bn import global_batchnorm
 
 
 class MultiViewMethod(Method):
-    def __init__(self, backbone: AlexNet, options: object = None) -> None:
+    def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
         # The epoch's sums of the collapse measures and their count (a resume restores them).
         self.register_buffer("collapse_sums", torch.zeros(3), persistent=False)

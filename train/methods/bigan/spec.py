@@ -59,6 +59,7 @@ SPEC = MethodSpec(
     ),
     pretext=Pretext("d_accuracy_real", chance=0.5),
     plugin="BiGAN",
+    archs=("alexnet",),  # its encoder maps AlexNet's pool5 to z
     docs="docs/bigan.md",
     options=BiGANOptions,
 )

@@ -8,7 +8,7 @@ from torch import nn
 
 from sslx.common.sampling import CropConfig
 from sslx.common.views import ViewSpec
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
 from sslx.train.methods.base import StepInfo, StepOutput
 from sslx.train.methods.byol.spec import SPEC
@@ -20,7 +20,7 @@ from sslx.train.ssl.method import MultiViewMethod
 class BYOL(MultiViewMethod):
     spec = SPEC
 
-    def __init__(self, backbone: AlexNet, options: object = None) -> None:
+    def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
         o, width = self.options, backbone.embed_dim
         hidden = o.hidden_dim or width

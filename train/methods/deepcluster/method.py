@@ -34,7 +34,7 @@ from sslx import seeds
 from sslx.atomic import atomic_write
 from sslx.common.batching import rank_share
 from sslx.errors import InputError, first_line
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
 from sslx.train.evaluation import evaluation_batches
 from sslx.train.losses import accuracy, cross_entropy
@@ -97,7 +97,7 @@ class DeepCluster(Method):
     spec = SPEC
     options: DeepClusterOptions
 
-    def __init__(self, backbone: AlexNet, options: DeepClusterOptions | None = None) -> None:
+    def __init__(self, backbone: Backbone, options: DeepClusterOptions | None = None) -> None:
         super().__init__(backbone, options)
         self.k = self.options.clusters
         self.head = nn.Linear(backbone.embed_dim, self.k)

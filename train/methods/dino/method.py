@@ -4,6 +4,8 @@ EMA of their mean over the global batch) and sharpened by a low temperature."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,7 +13,7 @@ from torch import nn
 from sslx.common.sampling import CropConfig
 from sslx.common.views import ViewSpec
 from sslx.train import distributed
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
 from sslx.train.methods.base import EpochContext, StepInfo, StepOutput
 from sslx.train.methods.dino.spec import SPEC
@@ -20,11 +22,13 @@ from sslx.train.ssl.heads import DINOHead, cosine_momentum, ema_update, make_tar
 from sslx.train.ssl.losses import dino_loss, updated_centre
 from sslx.train.ssl.method import MultiViewMethod
 
+LOCAL_SIZE = 96 / 224  # the local views' side, as a fraction of the global one
+
 
 class DINO(MultiViewMethod):
     spec = SPEC
 
-    def __init__(self, backbone: AlexNet, options: object = None) -> None:
+    def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
         self.head = DINOHead(backbone.embed_dim, self.options.out_dim)
         self.teacher = make_target(nn.ModuleDict({"backbone": backbone, "head": self.head}))
@@ -34,16 +38,18 @@ class DINO(MultiViewMethod):
 
     def views(self, crop: CropConfig, size: int) -> tuple[ViewSpec, ...]:
         # DataAugmentationDINO: blur always on the first global view, p = 0.1 and
-        # solarisation p = 0.2 on the second, p = 0.5 on the locals. AlexNet's fc6 takes
-        # one input size, so its local views are rendered at the global size (docs/modern.md).
+        # solarisation p = 0.2 on the second, p = 0.5 on the locals, which are 96/224 of the
+        # global size. AlexNet's fc6 takes one input size, so its local views are rendered
+        # at the global size (docs/modern.md).
         o = self.options
+        local_size = round(size * LOCAL_SIZE) if self.backbone.any_input_size else size
         local_crop = CropConfig(
             o.local_crop_scale_min, o.local_crop_scale_max, crop.aspect_ratio_min, crop.flip_prob
         )
         return (
             ViewSpec(size, crop, blur_prob=1.0),
             ViewSpec(size, crop, blur_prob=0.1, solarize_prob=0.2),
-            *[ViewSpec(size, local_crop, blur_prob=0.5)] * o.local_crops,
+            *[ViewSpec(local_size, local_crop, blur_prob=0.5)] * o.local_crops,
         )
 
     def teacher_temperature(self, epoch: int) -> float:
@@ -61,7 +67,9 @@ class DINO(MultiViewMethod):
     def forward(self, images: torch.Tensor, batch: Batch) -> StepOutput:
         views = self.view_images(batch)
         n_global = 2
-        h = self.backbone(torch.cat(views))  # one pass: every view has the same size
+        # One pass per run of views of one size (the reference's MultiCropWrapper).
+        runs = itertools.groupby(views, key=lambda v: v.shape[-1])
+        h = torch.cat([self.backbone(torch.cat(list(run))) for _, run in runs])
         student = self.head(h).chunk(len(views))
         with torch.no_grad():
             t = self.teacher["head"](self.teacher["backbone"](torch.cat(views[:n_global])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
 from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import Method, StepOutput
@@ -29,7 +29,7 @@ class RotNet(Method):
 
     spec = SPEC
 
-    def __init__(self, backbone: AlexNet, options: object = None) -> None:
+    def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
         self.head = nn.Linear(backbone.embed_dim, 4)
         nn.init.normal_(self.head.weight, 0.0, 0.01)

@@ -9,7 +9,7 @@ import torch.distributed.nn.functional as dist_fn
 
 from sslx.common.sampling import CropConfig
 from sslx.common.views import ViewSpec
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
 from sslx.train.methods.base import StepOutput
 from sslx.train.methods.simclr.spec import SPEC
@@ -21,7 +21,7 @@ from sslx.train.ssl.method import MultiViewMethod
 class SimCLR(MultiViewMethod):
     spec = SPEC
 
-    def __init__(self, backbone: AlexNet, options: object = None) -> None:
+    def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
         o, width = self.options, backbone.embed_dim
         # Linear-BN-ReLU-Linear-BN: the projection head of the reference (its last layer

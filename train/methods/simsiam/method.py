@@ -7,7 +7,7 @@ import torch
 
 from sslx.common.sampling import CropConfig
 from sslx.common.views import ViewSpec
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
 from sslx.train.methods.base import StepOutput
 from sslx.train.methods.simsiam.spec import SPEC
@@ -19,7 +19,7 @@ from sslx.train.ssl.method import MultiViewMethod
 class SimSiam(MultiViewMethod):
     spec = SPEC
 
-    def __init__(self, backbone: AlexNet, options: object = None) -> None:
+    def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
         o, width, dim = self.options, backbone.embed_dim, self.options.projection_dim
         # builder.py: 3 layers, BatchNorm on each, the last without affine; the predictor

@@ -29,7 +29,7 @@ from sslx.common.datasets import eval_crop_ratio
 from sslx.common.labelled import LabelledData, LabelledDraws, LabelledViews
 from sslx.errors import InputError
 from sslx.train import distributed
-from sslx.train.alexnet import AlexNet
+from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch, rank_batch_size
 from sslx.train.evaluation import evaluation_batches
 from sslx.train.losses import accuracy, cross_entropy
@@ -65,7 +65,7 @@ class Supervised(Method):
     spec = SPEC
     options: SupervisedOptions
 
-    def __init__(self, backbone: AlexNet, options: SupervisedOptions | None = None) -> None:
+    def __init__(self, backbone: Backbone, options: SupervisedOptions | None = None) -> None:
         super().__init__(backbone, options)
         self.data = LabelledData(self.options)
         self.head = nn.Linear(backbone.embed_dim, len(self.data.classes))

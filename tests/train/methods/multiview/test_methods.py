@@ -94,3 +94,12 @@ def test_interrupted_run_resumes_exactly(method, shards, tmp_path):
     assert [r["embedding_std"] for r in again_ends] == [r["embedding_std"] for r in ends]
     lrs = {r["step"]: r["lr"] for r in records if "lr" in r}
     assert {r["step"]: r["lr"] for r in again if "lr" in r and r["step"] in lrs} == lrs
+
+
+def test_dino_on_resnet_takes_small_local_views(shards, tmp_path):
+    config = _config("dino", shards, arch="resnet18")
+    views = build_method(config).views(config.crop, 32)
+    assert [v.size for v in views] == [32, 32, 14, 14]  # 96/224 of the global size
+    assert [v.crop.crop_scale_max for v in views] == [1.0, 1.0, 0.4, 0.4]
+    result = train(config, tmp_path / "run", _options(max_steps=2))
+    assert result.progress.global_step == 2
