@@ -70,10 +70,11 @@ WARMUP_EPOCHS = Setting(
     "Epochs of linear LR warm-up from 0 (cosine schedule).", int, unit="EPOCHS", low=0
 )
 FINAL_LR = Setting("The LR at the last step (cosine schedule).", float, low=0)
-LR_SCALINGS = ("none", "linear")
+LR_SCALINGS = ("none", "linear", "sqrt")
 LR_SCALING = Setting(
     "linear: --lr is per 256 images and the run uses --lr x --batch-size / 256 (the linear "
-    "scaling rule of SimCLR, BYOL, SimSiam and DINO); none: --lr as given.",
+    "scaling rule of SimCLR, BYOL, SimSiam and DINO); sqrt: --lr x sqrt(--batch-size / 256) "
+    "(SimCLR's rule for small batches with LARS); none: --lr as given.",
     str,
     choices=LR_SCALINGS,
 )
@@ -106,4 +107,8 @@ class OptimConfig:
     @property
     def base_lr(self) -> float:
         """The LR the run uses at its peak: --lr, scaled to the batch if --lr-scaling linear."""
-        return self.lr * self.batch_size / 256 if self.lr_scaling == "linear" else self.lr
+        if self.lr_scaling == "linear":
+            return self.lr * self.batch_size / 256
+        if self.lr_scaling == "sqrt":
+            return self.lr * (self.batch_size / 256) ** 0.5
+        return self.lr

@@ -66,6 +66,13 @@ class AlexNet(Backbone):
                 nn.init.zeros_(m.bias)
 
     @property
+    def trunk_dim(self) -> int:
+        return self.flat_dim
+
+    def classifier_layers(self) -> tuple[nn.Module, ...]:
+        return (self.fc6, self.fc7)
+
+    @property
     def units(self) -> dict[str, nn.Module]:
         return dict(self.convs.items())
 

@@ -3,7 +3,8 @@
 A backbone (`AlexNet`, `ResNet18`) takes RGB as uint8 or in [0, 1] and normalises it
 itself (`prepare`, with the optional frozen Sobel front end), names its probe taps
 (`units`: layer name -> module, the taps' order), returns them (`taps`) and its embedding
-(`forward`, `embed_dim` wide), and can keep layers fixed (`freeze`).
+(`forward`, `embed_dim` wide) and its pooled conv features (`trunk`, `trunk_dim` wide),
+and can keep layers fixed (`freeze`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ class Backbone(nn.Module):
         for name in getattr(self, "frozen", ()):
             self.units[name].eval()
         return self
+
+    @property
+    def trunk_dim(self) -> int:
+        """Width of `trunk`'s output, the pooled conv features (AlexNet's flattened pool5,
+        ResNet's global average pool): the encoder output the multi-view methods project."""
+        raise NotImplementedError
+
+    def classifier_layers(self) -> tuple[nn.Module, ...]:
+        """The layers after the trunk (AlexNet's fc6, fc7), which the multi-view methods
+        replace by their projection heads."""
+        return ()
 
     def first_conv(self) -> nn.Conv2d:
         """The first convolution (its filters are what `sslx viz filters` draws)."""

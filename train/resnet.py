@@ -45,6 +45,10 @@ class ResNet18(Backbone):
         self.embed_dim = 512
 
     @property
+    def trunk_dim(self) -> int:
+        return 512
+
+    @property
     def units(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in RESNET_LAYERS}
 

@@ -5,6 +5,8 @@
 - the optimiser's groups: biases and BatchNorm without weight decay (and, for LARS,
   without trust ratio), as SimCLR, BYOL and DINO train;
 - global BatchNorm under torchrun (`global_bn`), so N ranks compute what one does;
+- the encoder: the backbone's pooled conv features (`Backbone.trunk`), which the heads
+  project; AlexNet's fc6/fc7 are not used (docs/modern.md, "The encoder");
 - the collapse measures (`collapse`): logged every step, averaged per epoch into the
   epoch's record, and one warning the first time an epoch's embedding has collapsed.
 """
@@ -29,6 +31,10 @@ from sslx.train.ssl.global_bn import global_batchnorm
 class MultiViewMethod(Method):
     def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
+        # The encoder is the conv trunk with its pooling, as in the papers (ResNet's average
+        # pool); its projection head replaces AlexNet's fc6/fc7, which stay untrained.
+        for layer in backbone.classifier_layers():
+            layer.requires_grad_(False)
         # The epoch's sums of the collapse measures and their count (a resume restores them).
         self.register_buffer("collapse_sums", torch.zeros(3), persistent=False)
         self.collapse_warned = False

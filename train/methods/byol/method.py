@@ -22,7 +22,7 @@ class BYOL(MultiViewMethod):
 
     def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
-        o, width = self.options, backbone.embed_dim
+        o, width = self.options, backbone.trunk_dim
         hidden = o.hidden_dim or width
         self.projector = mlp([width, hidden, o.projection_dim])
         self.predictor = mlp([o.projection_dim, hidden, o.projection_dim])
@@ -42,10 +42,13 @@ class BYOL(MultiViewMethod):
 
     def forward(self, images: torch.Tensor, batch: Batch) -> StepOutput:
         x1, x2 = self.view_images(batch)
-        h1, h2 = self.backbone(x1), self.backbone(x2)  # separate passes, as the reference
+        h1, h2 = (
+            self.backbone.trunk(x1),
+            self.backbone.trunk(x2),
+        )  # separate passes, as the reference
         p1, p2 = self.predictor(self.projector(h1)), self.predictor(self.projector(h2))
         with torch.no_grad():
-            t1, t2 = (self.target["projector"](self.target["backbone"](x)) for x in (x1, x2))
+            t1, t2 = (self.target["projector"](self.target["backbone"].trunk(x)) for x in (x1, x2))
         loss = normalised_mse(p1, t2) + normalised_mse(p2, t1)  # symmetrised (eq. 2)
         cosine = torch.nn.functional.cosine_similarity(p1.detach().float(), t2.float()).mean()
         return StepOutput(loss, {SPEC.pretext.metric: cosine, **self.measure(h1)})

@@ -30,7 +30,7 @@ class DINO(MultiViewMethod):
 
     def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
-        self.head = DINOHead(backbone.embed_dim, self.options.out_dim)
+        self.head = DINOHead(backbone.trunk_dim, self.options.out_dim)
         self.teacher = make_target(nn.ModuleDict({"backbone": backbone, "head": self.head}))
         self.register_buffer("centre", torch.zeros(1, self.options.out_dim))
         self.epoch = 0
@@ -69,10 +69,10 @@ class DINO(MultiViewMethod):
         n_global = 2
         # One pass per run of views of one size (the reference's MultiCropWrapper).
         runs = itertools.groupby(views, key=lambda v: v.shape[-1])
-        h = torch.cat([self.backbone(torch.cat(list(run))) for _, run in runs])
+        h = torch.cat([self.backbone.trunk(torch.cat(list(run))) for _, run in runs])
         student = self.head(h).chunk(len(views))
         with torch.no_grad():
-            t = self.teacher["head"](self.teacher["backbone"](torch.cat(views[:n_global])))
+            t = self.teacher["head"](self.teacher["backbone"].trunk(torch.cat(views[:n_global])))
         teacher = t.chunk(n_global)
         o = self.options
         temperature = self.teacher_temperature(self.epoch)

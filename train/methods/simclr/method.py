@@ -23,7 +23,7 @@ class SimCLR(MultiViewMethod):
 
     def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
-        o, width = self.options, backbone.embed_dim
+        o, width = self.options, backbone.trunk_dim
         # Linear-BN-ReLU-Linear-BN: the projection head of the reference (its last layer
         # has BatchNorm and no bias).
         self.projector = mlp([width, o.hidden_dim or width, o.projection_dim], last_bn=True)
@@ -37,7 +37,7 @@ class SimCLR(MultiViewMethod):
 
     def forward(self, images: torch.Tensor, batch: Batch) -> StepOutput:
         x1, x2 = self.view_images(batch)
-        h = self.backbone(torch.cat([x1, x2]))  # one pass: BatchNorm sees both views
+        h = self.backbone.trunk(torch.cat([x1, x2]))  # one pass: BatchNorm sees both views
         z1, z2 = self.projector(h).chunk(2)
         keys, offset = (z1, z2), 0
         if dist.is_initialized() and dist.get_world_size() > 1:

@@ -21,7 +21,7 @@ class SimSiam(MultiViewMethod):
 
     def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
-        o, width, dim = self.options, backbone.embed_dim, self.options.projection_dim
+        o, width, dim = self.options, backbone.trunk_dim, self.options.projection_dim
         # builder.py: 3 layers, BatchNorm on each, the last without affine; the predictor
         # dim -> pred_dim (BN, ReLU) -> dim.
         self.projector = mlp([width, dim, dim, dim], last_bn=True, last_affine=False, bias=False)
@@ -47,7 +47,7 @@ class SimSiam(MultiViewMethod):
 
     def forward(self, images: torch.Tensor, batch: Batch) -> StepOutput:
         x1, x2 = self.view_images(batch)
-        h1, h2 = self.backbone(x1), self.backbone(x2)
+        h1, h2 = self.backbone.trunk(x1), self.backbone.trunk(x2)
         z1, z2 = self.projector(h1), self.projector(h2)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         loss = negative_cosine(p1, z2) / 2 + negative_cosine(p2, z1) / 2
