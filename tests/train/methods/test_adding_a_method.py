@@ -37,7 +37,7 @@ def copy_with_example(root: Path) -> Path:
     files = example_files()
     registry = package / "train" / "methods" / "__init__.py"
     line = files.pop("train/methods/__init__.py").strip()
-    text, count = re.subn(r"^REGISTERED = .*$", line, registry.read_text(), flags=re.M)
+    text, count = re.subn(r"^REGISTERED = \([^)]*\)", line, registry.read_text(), flags=re.M)
     assert count == 1 and set(files) == {
         "train/methods/hflip/spec.py",
         "train/methods/hflip/method.py",

@@ -39,8 +39,8 @@ class DINO(MultiViewMethod):
     def views(self, crop: CropConfig, size: int) -> tuple[ViewSpec, ...]:
         # DataAugmentationDINO: blur always on the first global view, p = 0.1 and
         # solarisation p = 0.2 on the second, p = 0.5 on the locals, which are 96/224 of the
-        # global size. AlexNet's fc6 takes one input size, so its local views are rendered
-        # at the global size (docs/modern.md).
+        # global size. AlexNet's flattened pool5 is as wide as its input makes it, so its
+        # local views are rendered at the global size (docs/modern.md).
         o = self.options
         local_size = round(size * LOCAL_SIZE) if self.backbone.any_input_size else size
         local_crop = CropConfig(
