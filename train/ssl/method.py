@@ -13,12 +13,14 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from sslx.errors import InputError
 from sslx.train import distributed
 from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
@@ -92,6 +94,12 @@ class MultiViewMethod(Method):
         }
 
     def load_run_state(self, state: dict) -> None:
-        if "collapse_sums" in state:
-            self.collapse_sums.copy_(torch.tensor(state["collapse_sums"]))
+        sums = state.get("collapse_sums", [0.0, 0.0, 0.0])
+        plain = isinstance(sums, list) and len(sums) == 3
+        if not plain or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in sums):
+            raise InputError(
+                "the checkpoint's method_state.collapse_sums is damaged (3 numbers expected); "
+                "resume from a good checkpoint or start the run again"
+            )
+        self.collapse_sums.copy_(torch.tensor(sums, dtype=torch.float32))
         self.collapse_warned = bool(state.get("collapse_warned", False))

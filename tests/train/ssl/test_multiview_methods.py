@@ -137,3 +137,14 @@ def test_a_collapsed_epoch_warns_once(shards, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("warning: the embedding collapsed in epoch 1") == 1, err
     assert "collapsed in epoch 2" not in err and model.run_state()["collapse_warned"]
+
+
+@pytest.mark.parametrize("sums", [[1.0, 2.0], "x", [1.0, float("nan"), 3.0], [1, 2, None]])
+def test_damaged_collapse_state_is_one_line(sums, shards):
+    from sslx.errors import InputError
+
+    model = build_method(_config("simclr", shards))
+    with pytest.raises(InputError, match="collapse_sums is damaged"):
+        model.load_run_state({"collapse_sums": sums})
+    model.load_run_state({})  # a checkpoint written without it
+    assert model.collapse_sums.tolist() == [0.0, 0.0, 0.0]
