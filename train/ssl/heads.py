@@ -41,7 +41,12 @@ class DINOHead(nn.Module):
     logits whose norm is fixed at 1 (`norm_last_layer`, the reference's default)."""
 
     def __init__(
-        self, in_dim: int, out_dim: int, hidden: int = 2048, bottleneck: int = 256
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: int = 2048,
+        bottleneck: int = 256,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         widths = (in_dim, hidden, hidden, bottleneck)
@@ -50,8 +55,9 @@ class DINOHead(nn.Module):
             linear = nn.Linear(a, b)
             nn.init.trunc_normal_(linear.weight, std=0.02)
             nn.init.zeros_(linear.bias)
-            layers += [linear, nn.GELU()]
-        self.mlp = nn.Sequential(*layers[:-1])
+            norm = [nn.BatchNorm1d(b)] if batchnorm else []  # the reference's use_bn
+            layers += [linear, *norm, nn.GELU()]
+        self.mlp = nn.Sequential(*layers[: -2 if batchnorm else -1])
         # The weight-normalised last layer with its norm fixed at 1: each row of `last`
         # is a direction (torch's default init, as the reference's, which is created after
         # its truncated-normal pass).

@@ -148,3 +148,13 @@ def test_damaged_collapse_state_is_one_line(sums, shards):
         model.load_run_state({"collapse_sums": sums})
     model.load_run_state({})  # a checkpoint written without it
     assert model.collapse_sums.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_dino_head_batchnorm_is_the_references_use_bn(shards):
+    from torch import nn
+
+    plain = build_method(_config("dino", shards)).head.mlp
+    normed = build_method(_config("dino", shards, head_batchnorm=True)).head.mlp
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain)
+    kinds = [type(m).__name__ for m in normed]
+    assert kinds == ["Linear", "BatchNorm1d", "GELU"] * 2 + ["Linear"]

@@ -30,7 +30,8 @@ class DINO(MultiViewMethod):
 
     def __init__(self, backbone: Backbone, options: object = None) -> None:
         super().__init__(backbone, options)
-        self.head = DINOHead(backbone.trunk_dim, self.options.out_dim)
+        o = self.options
+        self.head = DINOHead(backbone.trunk_dim, o.out_dim, batchnorm=o.head_batchnorm)
         self.teacher = make_target(nn.ModuleDict({"backbone": backbone, "head": self.head}))
         self.register_buffer("centre", torch.zeros(1, self.options.out_dim))
         self.epoch = 0

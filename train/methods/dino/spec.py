@@ -37,6 +37,11 @@ class DINOOptions:
         high=1,
         open_low=True,
     )
+    head_batchnorm: bool = declare(
+        False,
+        help="BatchNorm after each hidden layer of DINO's head (the reference's --use_bn_in_head).",
+        type=bool,
+    )
     teacher_temperature: float = declare(
         0.04, help="DINO's teacher temperature after its warm-up.", **_TEMPERATURE
     )
