@@ -37,8 +37,9 @@ class MultiViewMethod(Method):
         # pool); its projection head replaces AlexNet's fc6/fc7, which stay untrained.
         for layer in backbone.classifier_layers():
             layer.requires_grad_(False)
-        # The epoch's sums of the collapse measures and their count (a resume restores them).
-        self.register_buffer("collapse_sums", torch.zeros(3), persistent=False)
+        # This rank's sums of the epoch's collapse measures and their count (a resume
+        # restores them). Not a buffer: DDP would overwrite every rank's with rank 0's.
+        self.collapse_sums = torch.zeros(3)
         self.collapse_warned = False
 
     def distribute(self) -> None:
@@ -62,6 +63,8 @@ class MultiViewMethod(Method):
     def measure(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
         """The collapse measures of this step's embedding, added to the epoch's sums."""
         measures = collapse_measures(embedding)
+        if self.collapse_sums.device != embedding.device:
+            self.collapse_sums = self.collapse_sums.to(embedding.device)
         with torch.no_grad():
             step = torch.stack([measures["embedding_std"], measures["embedding_rank"]])
             self.collapse_sums += torch.cat([step, step.new_ones(1)]).to(self.collapse_sums)
@@ -101,5 +104,5 @@ class MultiViewMethod(Method):
                 "the checkpoint's method_state.collapse_sums is damaged (3 numbers expected); "
                 "resume from a good checkpoint or start the run again"
             )
-        self.collapse_sums.copy_(torch.tensor(sums, dtype=torch.float32))
+        self.collapse_sums = torch.tensor(sums, dtype=torch.float32)
         self.collapse_warned = bool(state.get("collapse_warned", False))
