@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sslx.train.optimizers import cosine_warmup
 
 
 def mlp(
@@ -86,5 +87,6 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
 
 
 def cosine_momentum(base: float, step: int, total: int) -> float:
-    """BYOL's tau = 1 - (1 - base) (cos(pi k / K) + 1) / 2: base at step 0, 1 at the end."""
-    return 1 - (1 - base) * (math.cos(math.pi * min(step, total) / max(total, 1)) + 1) / 2
+    """BYOL's tau = 1 - (1 - base) (cos(pi k / K) + 1) / 2: base at step 0, 1 at the end;
+    the LR's cosine without warm-up, from base to 1."""
+    return cosine_warmup(step, total, 0, base, 1.0)
