@@ -67,7 +67,11 @@ LR_SCHEDULE = Setting(
     choices=LR_SCHEDULES,
 )
 WARMUP_EPOCHS = Setting(
-    "Epochs of linear LR warm-up from 0 (cosine schedule).", int, unit="EPOCHS", low=0
+    "Epochs of linear LR warm-up from 0 (cosine schedule); a fraction such as 0.25 warms up "
+    "over that share of an epoch's steps.",
+    float,
+    unit="EPOCHS",
+    low=0,
 )
 FINAL_LR = Setting("The LR at the last step (cosine schedule).", float, low=0)
 LR_SCALINGS = ("none", "linear", "sqrt")
@@ -97,7 +101,7 @@ class OptimConfig:
     # (`TrainConfig.from_dict` fills them in from the method's defaults).
     optimizer: str = OPTIMIZER.field("sgd")
     lr_schedule: str = LR_SCHEDULE.field("step")
-    warmup_epochs: int = WARMUP_EPOCHS.field(0)
+    warmup_epochs: float = WARMUP_EPOCHS.field(0)
     final_lr: float = FINAL_LR.field(0.0)
     lr_scaling: str = LR_SCALING.field("none")
 

@@ -102,7 +102,7 @@ class Schedule:
     ) -> None:
         self.optimizer, self.optim = optimizer, optim
         self.total = optim.epochs * steps_per_epoch
-        self.warmup = optim.warmup_epochs * steps_per_epoch
+        self.warmup = round(optim.warmup_epochs * steps_per_epoch)
         self.decay = None
         if optim.lr_schedule == "step":
             self.decay = torch.optim.lr_scheduler.MultiStepLR(

@@ -32,7 +32,7 @@ class OptimDefaults:
     lr_gamma: float = 0.1
     optimizer: str = "sgd"
     lr_schedule: str = "step"
-    warmup_epochs: int = 0
+    warmup_epochs: float = 0
     final_lr: float = 0.0
     lr_scaling: str = "none"  # "linear": lr is per 256 images
     sobel: bool = False
