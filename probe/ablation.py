@@ -14,7 +14,6 @@ that silently mixes runs would look like a result. Torch-free; matplotlib only f
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from sslx.atomic import write_json_atomic, write_text_atomic
 from sslx.errors import InputError
 from sslx.probe.ablation_plot import plot_ablation
 from sslx.probe.pretext import Curve, plot_curves, read_curve
+from sslx.probe.tables import checkpoint_of, load_results, same_settings, top1_percent
 
 
 @dataclass(frozen=True)
@@ -103,64 +103,25 @@ def place(name: str, source: Path) -> tuple[Row, str | None, int | None]:
 
 
 def read_probe_dir(folder: Path) -> tuple[dict, list[Placed]]:
-    """The probe's settings (the data and the protocol, but not the data's path or the
-    layers, which may differ between folders of one table) and the placed networks."""
-    path = folder / "results.json"
-    if not path.is_file():
-        raise InputError(f"{folder}: no results.json (not an sslx probe --out folder?)")
-    try:
-        payload = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
-    results = payload.get("results") if isinstance(payload, dict) else None
-    if not isinstance(results, list) or not results:
-        raise InputError(f"{path}: not an sslx probe results.json (no 'results' list)")
+    """The probe's settings (see `tables.load_results`) and the placed networks."""
+    settings, entries, path = load_results(folder)
     networks = []
-    for entry in results:
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise InputError(f"{path}: not an sslx probe results.json (a result without a name)")
+    for entry in entries:
         row, method, seed = place(entry["name"], folder)
-        top1 = entry.get("top1") if isinstance(entry.get("top1"), dict) else {}
-        for layer in LAYERS:
-            if layer not in top1:
-                raise InputError(
-                    f"{folder}: network {entry['name']!r} has no {layer} probe "
-                    f"(probe with --layers {','.join(LAYERS)})"
-                )
-            value = top1[layer]
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise InputError(f"{path}: {entry['name']} {layer} top-1 is not in [0, 1]")
-        percent = {layer: 100 * float(top1[layer]) for layer in LAYERS}
+        percent = top1_percent(entry, LAYERS, folder, path)
         dims = entry.get("dims") if isinstance(entry.get("dims"), dict) else {}
         dims = tuple(d if isinstance(d := dims.get(layer), int) else None for layer in LAYERS)
-        source = entry.get("source") if isinstance(entry.get("source"), dict) else {}
-        ckpt = Path(source["checkpoint"]) if isinstance(source.get("checkpoint"), str) else None
-        curve = read_curve(ckpt, method or (row.key if row.key == "supervised" else None))
+        curve = read_curve(
+            checkpoint_of(entry), method or (row.key if row.key == "supervised" else None)
+        )
         networks.append(Placed(row, method, seed, entry["name"], folder, percent, dims, curve))
-    settings = {}
-    for part, skip in (("data", "data_dir"), ("config", "layers")):
-        if isinstance(payload.get(part), dict):
-            settings.update({k: v for k, v in payload[part].items() if k != skip})
     return settings, networks
 
 
 def collect(folders: list[Path]) -> list[RowSummary]:
     """Read every folder, check the networks are one comparable table, group them by row."""
-    first: tuple[Path, dict] | None = None
     networks: list[Placed] = []
-    for folder in folders:
-        settings, placed = read_probe_dir(folder)
-        if first is None:
-            first = (folder, settings)
-        elif settings != first[1]:  # another split or probe protocol: not one table
-            old = first[1]
-            key = next(
-                k for k in sorted(settings.keys() | old.keys()) if settings.get(k) != old.get(k)
-            )
-            raise InputError(
-                f"{folder} and {first[0]} were probed with different settings "
-                f"({key}: {settings.get(key)!r} vs {old.get(key)!r})"
-            )
+    for _, (_, placed) in same_settings(folders, read_probe_dir):
         networks += placed
     return summarise(networks)
 

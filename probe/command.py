@@ -154,7 +154,7 @@ def _networks(flags: dict) -> list:
 
 @click.group()
 def viz() -> None:
-    """Pictures of trained networks, and the ablation table from probe results."""
+    """Pictures of trained networks, and the ablation and modern tables from probe results."""
 
 
 @viz.command()
@@ -194,3 +194,26 @@ def ablation(probe_dirs: tuple[Path, ...], out: Path) -> None:
     text = write_ablation(list(probe_dirs), out)
     click.echo(text, nl=False)
     click.echo(f"wrote {out}/ablation.md, ablation.json, ablation.png", err=True)
+
+
+@viz.command()
+@click.argument(
+    "probe_dirs", nargs=-1, required=True, metavar="PROBE_DIR...", type=click.Path(path_type=Path)
+)
+@settings.option(
+    "out", OUT, required=True, note="The folder for modern.md, modern.json, modern.png."
+)
+def modern(probe_dirs: tuple[Path, ...], out: Path) -> None:
+    """The paper's question for the multi-view methods, from `sslx probe` folders.
+
+    Networks are placed in rows by name: <method>[-<arch>]-<preset>-seed<k>, and the
+    references supervised[-<arch>][-seed<k>] and random[-<arch>][-seed<k>] (no <arch>:
+    AlexNet). One table per architecture at its probe layers, each cell the mean ± half the
+    range over seeds, each trained row minus random, and each run's collapse measures per
+    epoch. See docs/modern.md.
+    """
+    from sslx.probe.modern import write_modern
+
+    text = write_modern(list(probe_dirs), out)
+    click.echo(text, nl=False)
+    click.echo(f"wrote {out}/modern.md, modern.json, modern.png", err=True)

@@ -40,7 +40,8 @@ def random_network(geometry: ModelConfig, seed: int) -> Network:
     config = geometry.resolved()
     torch.manual_seed(seeds.int_seed(seed, "init"))  # as a training run's init
     model = build_backbone(config).eval()
-    return Network("random", model, {"random_init": config.to_dict(), "init_seed": seed})
+    name = "random" if config.arch == "alexnet" else f"random-{config.arch}"  # the paper's: AlexNet
+    return Network(name, model, {"random_init": config.to_dict(), "init_seed": seed})
 
 
 def unique_names(networks: list[Network]) -> list[Network]:

@@ -1,5 +1,5 @@
-"""`sslx viz filters` and `sslx viz ablation` on bad input: one `sslx: error:` line, exit 2,
-nothing written.
+"""`sslx viz filters`, `sslx viz ablation` and `sslx viz modern` on bad input: one
+`sslx: error:` line, exit 2, nothing written.
 
 One row per case: arguments (`{name}` runs the setup of that name) and a fragment of the
 expected message. `{ro}` is a read-only folder, `{tmp}` the test folder."""
@@ -30,6 +30,7 @@ def _checkpoint(t, backbone=None):
 
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4")
+R18 = ("stem", "layer1", "layer2", "layer3", "layer4")
 
 
 def _net(name, layers=LAYERS, dims=9600, top1=0.5):
@@ -59,6 +60,9 @@ SETUPS = {
     "rotnet": lambda t: _probes(t, "rotnet", [_net("rotnet-scale-seed0")]),
     "wide": lambda t: _probes(t, "wide", [_net("bigan-scale-seed0", dims=3456)]),
     "split": lambda t: _probes(t, "split", [_net("bigan-all-seed0")], split="held out 0.2"),
+    "r18": lambda t: _probes(t, "r18", [_net("simclr-resnet18-all-seed0", layers=R18)]),
+    "r18conv": lambda t: _probes(t, "r18conv", [_net("dino-resnet18-none-seed1")]),
+    "r18wide": lambda t: _probes(t, "r18w", [_net("random-resnet18", layers=R18, dims=512)]),
     "file": lambda t: (t / "f.txt").write_text("x") and t / "f.txt",
 }
 
@@ -87,6 +91,18 @@ CASES = [
     ([*"ablation {probes} --out {file}".split()], "is a file; give a folder"),
     ([*"ablation {probes} --out {ro}".split()], "cannot write {ro}: Read-only file system"),
     (["ablation", *TO], "Missing argument 'PROBE_DIR...'"),
+    (["modern", "{tmp}/missing", *TO], "no results.json"),
+    (["modern", "{nojson}", *TO], "not valid JSON"),
+    (["modern", "{unplaced}", *TO], "cannot place network 'rotnet-all' in the table"),
+    (["modern", "{noconv4}", *TO], "network 'bigan-all-seed0' has no conv4 probe"),
+    (["modern", "{r18conv}", *TO], "network 'dino-resnet18-none-seed1' has no stem probe"),
+    (["modern", "{percent}", *TO], "bigan-all-seed0 conv1 top-1 is not in [0, 1]"),
+    (["modern", "{r18}", "{r18}", *TO], "two networks for row SimCLR, all (resnet18) seed 0"),
+    (["modern", "{r18}", "{r18wide}", *TO], "resnet18 networks were probed at different dim"),
+    (["modern", "{probes}", "{split}", *TO], "different settings (val: 'held out 0.2' vs"),
+    ([*"modern {probes} --out {file}".split()], "is a file; give a folder"),
+    ([*"modern {probes} --out {ro}".split()], "cannot write {ro}: Read-only file system"),
+    (["modern", *TO], "Missing argument 'PROBE_DIR...'"),
 ]
 
 

@@ -1,6 +1,8 @@
 """ResNet-18 as an sslx backbone: its taps and their shapes, the small-input stem, its
 record in the checkpoint, and what trains it and what probes it."""
 
+import json
+
 import pytest
 import torch
 
@@ -56,4 +58,6 @@ def test_a_resnet_run_is_recorded_and_probed(shards, image_folder, tmp_path):
     assert main(args) == 0
     text = (out / "results.md").read_text()
     assert "layer4" in text and "conv1" not in text
+    names = [r["name"] for r in json.loads((out / "results.json").read_text())["results"]]
+    assert names == ["run", "random-resnet18"]  # "random" is the paper's AlexNet row
     assert main([*args[:-1], str(tmp_path / "p2"), "--layers", "conv1"]) == 2
