@@ -22,7 +22,14 @@ from sslx.atomic import write_json_atomic, write_text_atomic
 from sslx.errors import InputError
 from sslx.probe.ablation_plot import plot_ablation
 from sslx.probe.pretext import Curve, plot_curves, read_curve
-from sslx.probe.tables import checkpoint_of, load_results, same_settings, top1_percent
+from sslx.probe.tables import (
+    OverSeeds,
+    checkpoint_of,
+    curve_json,
+    load_results,
+    same_settings,
+    top1_percent,
+)
 
 
 @dataclass(frozen=True)
@@ -72,21 +79,9 @@ class Placed:
 
 
 @dataclass
-class RowSummary:
+class RowSummary(OverSeeds):
     row: Row
     networks: list[Placed] = field(default_factory=list)
-
-    def values(self, layer: str) -> list[float]:
-        return [net.top1[layer] for net in self.networks]
-
-    def mean(self, layer: str) -> float:
-        values = self.values(layer)
-        return sum(values) / len(values)
-
-    def spread(self, layer: str) -> float:
-        """Half the range over seeds: the paper's tables give no error bars to match."""
-        values = self.values(layer)
-        return (max(values) - min(values)) / 2
 
 
 def place(name: str, source: Path) -> tuple[Row, str | None, int | None]:
@@ -277,19 +272,13 @@ def to_json(rows: list[RowSummary], result: dict, folders: list[Path]) -> dict:
                         "seed": n.seed,
                         "method": n.method,
                         "probe_dir": str(n.source),
-                        "pretext": n.curve
-                        and {"metric": n.curve.metric, "epoch_means": list(n.curve.epoch_means)},
+                        "pretext": curve_json(n.curve),
                     }
                     for n in r.networks
                 ],
                 "top1": {
-                    layer: {
-                        "mean": r.mean(layer),
-                        "spread": r.spread(layer),
-                        "values": r.values(layer),
-                        "paper": r.row.paper[i],
-                    }
-                    for i, layer in enumerate(LAYERS)
+                    layer: {**cell, "paper": r.row.paper[i]}
+                    for i, (layer, cell) in enumerate(r.cells(LAYERS).items())
                 },
             }
             for r in rows

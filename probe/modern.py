@@ -18,7 +18,6 @@ different settings are refused (InputError). Torch-free; matplotlib only for the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +26,15 @@ from sslx.errors import InputError
 from sslx.probe.ablation import LAYERS as CONV_LAYERS
 from sslx.probe.ablation import PRESETS, SEED
 from sslx.probe.modern_plot import plot_modern
-from sslx.probe.pretext import Curve, read_curve
-from sslx.probe.tables import checkpoint_of, load_results, same_settings, top1_percent
+from sslx.probe.pretext import Curve, metrics_records, read_curve
+from sslx.probe.tables import (
+    OverSeeds,
+    checkpoint_of,
+    curve_json,
+    load_results,
+    same_settings,
+    top1_percent,
+)
 from sslx.train.methods import SPECS
 from sslx.train.model import ARCHS, RESNET_LAYERS
 
@@ -92,19 +98,9 @@ class Network:
 
 
 @dataclass
-class Row:
+class Row(OverSeeds):
     key: RowKey
     networks: list[Network] = field(default_factory=list)
-
-    def values(self, layer: str) -> list[float]:
-        return [n.top1[layer] for n in self.networks]
-
-    def mean(self, layer: str) -> float:
-        return sum(self.values(layer)) / len(self.networks)
-
-    def spread(self, layer: str) -> float:
-        """Half the range over seeds, as in the ablation's table."""
-        return (max(self.values(layer)) - min(self.values(layer))) / 2
 
 
 def place(name: str, source: Path, recorded: str | None = None) -> tuple[RowKey, int | None]:
@@ -154,17 +150,10 @@ def epoch_records(run: Path) -> tuple[dict, ...]:
     """Each epoch's collapse measures from the run's metrics.jsonl: the epoch_end record's
     means, and the mean of the training records for those only logged per step (DINO's
     teacher entropy). Empty if the file is missing or the method logs none."""
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return ()
     ends: dict[int, dict] = {}
     steps: dict[int, dict[str, list[float]]] = {}
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a run killed mid-write leaves a cut last line
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+    for record in metrics_records(run / "metrics.jsonl"):
+        if not isinstance(record.get("epoch"), int):
             continue
         values = {k: record[k] for k in COLLAPSE if isinstance(record.get(k), (int, float))}
         if record.get("event") == "epoch_end":
@@ -309,19 +298,11 @@ def to_json(rows: list[Row], folders: list[Path]) -> dict:
                         "seed": n.seed,
                         "probe_dir": str(n.source),
                         "epochs": list(n.epochs),
-                        "pretext": n.curve
-                        and {"metric": n.curve.metric, "epoch_means": list(n.curve.epoch_means)},
+                        "pretext": curve_json(n.curve),
                     }
                     for n in r.networks
                 ],
-                "top1": {
-                    layer: {
-                        "mean": r.mean(layer),
-                        "spread": r.spread(layer),
-                        "values": r.values(layer),
-                    }
-                    for layer in TABLE_LAYERS[r.key.arch]
-                },
+                "top1": r.cells(TABLE_LAYERS[r.key.arch]),
             }
             for r in rows
         ],

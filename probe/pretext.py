@@ -29,6 +29,21 @@ class Curve:
     epoch_means: tuple[float, ...]  # the mean value of each epoch, in order
 
 
+def metrics_records(path: Path) -> list[dict]:
+    """The records of a run's metrics.jsonl that carry an integer step (none if missing)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a run killed mid-write leaves a cut last line
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+    return records
+
+
 def read_curve(checkpoint: Path | None, method: str | None) -> Curve | None:
     """The pretext curve of the run that wrote `checkpoint`, or None where it cannot be read
     (a moved run, a method without a known measure)."""
@@ -36,16 +51,8 @@ def read_curve(checkpoint: Path | None, method: str | None) -> Curve | None:
         return None
     metric, chance = SPECS[method].pretext.metric, SPECS[method].pretext.chance
     path = checkpoint.parent / "metrics.jsonl"
-    if not path.is_file():
-        return None
     steps, values, epochs, epoch_ends, steps_seen = [], [], [], {}, 0
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a run killed mid-write leaves a cut last line
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-            continue
+    for record in metrics_records(path):
         steps_seen += record.get("event") is None  # a training record (not an epoch's end)
         if record.get("event") == "epoch_end" and isinstance(record.get("epoch"), int):
             epoch_ends.setdefault(record["epoch"], record["step"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sslx.errors import InputError
+from sslx.probe.pretext import Curve
 
 
 def load_results(folder: Path) -> tuple[dict, list[dict], Path]:
@@ -78,3 +79,36 @@ def same_settings(
                 f"({key}: {settings.get(key)!r} vs {first.get(key)!r})"
             )
     return read_all
+
+
+class OverSeeds:
+    """A table row's cells over its networks (seeds): each network has `top1` by layer."""
+
+    networks: list
+
+    def values(self, layer: str) -> list[float]:
+        return [net.top1[layer] for net in self.networks]
+
+    def mean(self, layer: str) -> float:
+        values = self.values(layer)
+        return sum(values) / len(values)
+
+    def spread(self, layer: str) -> float:
+        """Half the range over seeds: the paper's tables give no error bars to match."""
+        values = self.values(layer)
+        return (max(values) - min(values)) / 2
+
+    def cells(self, layers: tuple[str, ...]) -> dict[str, dict]:
+        """The row's cells as JSON: mean, spread and each network's value, per layer."""
+        return {
+            layer: {
+                "mean": self.mean(layer),
+                "spread": self.spread(layer),
+                "values": self.values(layer),
+            }
+            for layer in layers
+        }
+
+
+def curve_json(curve: Curve | None) -> dict | None:
+    return curve and {"metric": curve.metric, "epoch_means": list(curve.epoch_means)}

@@ -5,25 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sslx.common.optim import OptimConfig
+from sslx.errors import InputError
+from sslx.train.config import TrainConfig
 from sslx.train.optimizers import Schedule
 
 
 def _lrs(warmup_epochs: float, steps_per_epoch: int, epochs: int) -> list[float]:
-    optim = OptimConfig(
-        batch_size=256,
-        epochs=epochs,
-        lr=0.4,
-        momentum=0.9,
-        weight_decay=0.0,
-        nesterov=False,
-        lr_milestones=(),
-        lr_gamma=0.1,
-        lr_schedule="cosine",
-        warmup_epochs=warmup_epochs,
+    config = TrainConfig.for_method(
+        "simclr", shards="S", batch_size=256, lr=0.4, epochs=epochs, warmup_epochs=warmup_epochs
     )
     sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule, lrs = Schedule(sgd, optim, steps_per_epoch), []
+    schedule, lrs = Schedule(sgd, config.optim, steps_per_epoch), []
     for step in range(epochs * steps_per_epoch):
         schedule.before_step(step)
         lrs.append(sgd.param_groups[0]["lr"])
@@ -38,15 +30,7 @@ def test_a_quarter_epoch_of_warm_up_is_a_quarter_of_the_steps():
 
 
 def test_a_fractional_warm_up_is_stored_and_refused_below_zero():
-    with pytest.raises(Exception, match="warmup-epochs"):
-        OptimConfig(
-            batch_size=1,
-            epochs=1,
-            lr=0.1,
-            momentum=0.9,
-            weight_decay=0.0,
-            nesterov=False,
-            lr_milestones=(),
-            lr_gamma=0.1,
-            warmup_epochs=-0.5,
-        )
+    config = TrainConfig.for_method("simclr", shards="S", warmup_epochs=0.25)
+    assert TrainConfig.from_dict(config.to_dict()).optim.warmup_epochs == 0.25
+    with pytest.raises(InputError, match="--warmup-epochs must be"):
+        TrainConfig.for_method("simclr", shards="S", warmup_epochs=-0.5)
