@@ -86,7 +86,7 @@ class RowKey:
 
 
 @dataclass(frozen=True)
-class Network:
+class ProbedNetwork:
     key: RowKey
     seed: int | None
     name: str
@@ -98,12 +98,14 @@ class Network:
 
 
 @dataclass
-class Row(OverSeeds):
+class TableRow(OverSeeds):
     key: RowKey
-    networks: list[Network] = field(default_factory=list)
+    networks: list[ProbedNetwork] = field(default_factory=list)
 
 
-def place(name: str, source: Path, recorded: str | None = None) -> tuple[RowKey, int | None]:
+def place_network(
+    name: str, source: Path, recorded: str | None = None
+) -> tuple[RowKey, int | None]:
     """(row, seed) of a network name, or InputError naming the rule. `recorded` is the
     arch the probe recorded for the network, if any: a name without an arch takes it, a
     name with another arch is refused."""
@@ -170,11 +172,11 @@ def epoch_records(run: Path) -> tuple[dict, ...]:
     return tuple(epochs)
 
 
-def read_probe_dir(folder: Path) -> tuple[dict, list[Network]]:
+def _read_probe_dir(folder: Path) -> tuple[dict, list[ProbedNetwork]]:
     settings, entries, path = load_results(folder)
     networks = []
     for entry in entries:
-        key, seed = place(entry["name"], folder, recorded_arch(entry))
+        key, seed = place_network(entry["name"], folder, recorded_arch(entry))
         layers = TABLE_LAYERS[key.arch]
         top1 = top1_percent(entry, layers, folder, path)
         dims = entry.get("dims") if isinstance(entry.get("dims"), dict) else {}
@@ -182,16 +184,16 @@ def read_probe_dir(folder: Path) -> tuple[dict, list[Network]]:
         run = run_folder(checkpoint_of(entry), folder)
         method = None if key.method == "random" else key.method
         curve, epochs = read_curve(run / "checkpoint.pt", method), epoch_records(run)
-        networks.append(Network(key, seed, entry["name"], folder, top1, dims, curve, epochs))
+        networks.append(ProbedNetwork(key, seed, entry["name"], folder, top1, dims, curve, epochs))
     return settings, networks
 
 
-def collect(folders: list[Path]) -> list[Row]:
+def collect_rows(folders: list[Path]) -> list[TableRow]:
     """Read every folder, check the networks make one table, group them in table order."""
-    rows: dict[RowKey, Row] = {}
-    for _, (_, networks) in same_settings(folders, read_probe_dir):
+    rows: dict[RowKey, TableRow] = {}
+    for _, (_, networks) in same_settings(folders, _read_probe_dir):
         for net in networks:
-            row = rows.setdefault(net.key, Row(net.key))
+            row = rows.setdefault(net.key, TableRow(net.key))
             other = next((n for n in row.networks if n.seed == net.seed), None)
             if other is not None:
                 raise InputError(
@@ -210,13 +212,13 @@ def collect(folders: list[Path]) -> list[Row]:
     return [rows[key] for key in sorted(rows, key=lambda k: k.order)]
 
 
-def _cell(row: Row, layer: str) -> str:
+def _cell(row: TableRow, layer: str) -> str:
     if len(row.networks) < 2:
         return f"{row.mean(layer):.1f}"
     return f"{row.mean(layer):.1f} ± {row.spread(layer):.1f}"
 
 
-def markdown(rows: list[Row], folders: list[Path]) -> str:
+def _markdown(rows: list[TableRow], folders: list[Path]) -> str:
     lines = [
         "# One image, modern methods: linear probes",
         "",
@@ -258,7 +260,7 @@ def _per_epoch(values: list[float], digits: int) -> str:
     return " → ".join(f"{v:.{digits}f}" for v in values) if values else ""
 
 
-def _collapse_lines(rows: list[Row]) -> list[str]:
+def _collapse_lines(rows: list[TableRow]) -> list[str]:
     nets = [n for r in rows for n in r.networks if n.epochs or n.curve]
     if not nets:
         return []
@@ -283,7 +285,7 @@ def _collapse_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
-def to_json(rows: list[Row], folders: list[Path]) -> dict:
+def _to_json(rows: list[TableRow], folders: list[Path]) -> dict:
     return {
         "probe_dirs": [str(folder) for folder in folders],
         "rows": [
@@ -311,12 +313,12 @@ def to_json(rows: list[Row], folders: list[Path]) -> dict:
 
 def write_modern(folders: list[Path], out: Path) -> str:
     """Read, check, then write modern.{md,json,png} into `out`; return the markdown."""
-    rows = collect(folders)  # every check before the first write
+    rows = collect_rows(folders)  # every check before the first write
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file; give a folder")
-    text = markdown(rows, folders)
+    text = _markdown(rows, folders)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "modern.md", text)
-    write_json_atomic(out / "modern.json", to_json(rows, folders), indent=2)
+    write_json_atomic(out / "modern.json", _to_json(rows, folders), indent=2)
     plot_modern(rows, TABLE_LAYERS, ARCH_LABELS, out / "modern.png")
     return text

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from sslx.atomic import write_png_atomic
 
 if TYPE_CHECKING:
-    from sslx.probe.modern import Row
+    from sslx.probe.modern import TableRow
 
 
 def plot_modern(
-    rows: list[Row], layers: dict[str, tuple[str, ...]], labels: dict[str, str], path: Path
+    rows: list[TableRow], layers: dict[str, tuple[str, ...]], labels: dict[str, str], path: Path
 ) -> None:
     """One panel per architecture; in it one group of bars per layer and one bar per row
     (error bar: the spread). The random row is a dashed line per layer: the bar to beat."""

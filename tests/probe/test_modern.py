@@ -8,7 +8,7 @@ import pytest
 
 from sslx.cli import main
 from sslx.errors import InputError
-from sslx.probe.modern import RowKey, collect, place
+from sslx.probe.modern import RowKey, collect_rows, place_network
 
 CONVS = ("conv1", "conv2", "conv3", "conv4")
 R18 = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -27,7 +27,7 @@ R18 = ("stem", "layer1", "layer2", "layer3", "layer4")
     ],
 )
 def test_names_place_networks_in_rows(name, key, seed):
-    assert place(name, Path("p")) == (key, seed)
+    assert place_network(name, Path("p")) == (key, seed)
 
 
 @pytest.mark.parametrize(
@@ -43,14 +43,14 @@ def test_names_place_networks_in_rows(name, key, seed):
 )
 def test_names_it_cannot_place_are_refused(name):
     with pytest.raises(InputError, match="cannot place network"):
-        place(name, Path("p"), "resnet18")
+        place_network(name, Path("p"), "resnet18")
 
 
 def test_a_name_without_an_arch_takes_the_recorded_one_and_a_wrong_one_is_refused():
-    assert place("random", Path("p"), "resnet18") == (RowKey("resnet18", "random"), None)
-    assert place("dino-all-seed0", Path("p"), "resnet18")[0].arch == "resnet18"
+    assert place_network("random", Path("p"), "resnet18") == (RowKey("resnet18", "random"), None)
+    assert place_network("dino-all-seed0", Path("p"), "resnet18")[0].arch == "resnet18"
     with pytest.raises(InputError, match="named resnet18 but is an alexnet"):
-        place("simclr-resnet18-all-seed0", Path("p"), "alexnet")
+        place_network("simclr-resnet18-all-seed0", Path("p"), "alexnet")
 
 
 def _probe(root: Path, name: str, top1: dict, checkpoint: str | None = None) -> Path:
@@ -82,7 +82,7 @@ def test_one_table_per_arch_with_mean_half_range_and_the_gap_to_random(tmp_path,
         _probe(tmp_path, "random-resnet18", dict.fromkeys(R18, 0.40)),
         _probe(tmp_path, "simclr-resnet18-all-seed0", dict.fromkeys(R18, 0.45)),
     ]
-    rows = collect(folders)
+    rows = collect_rows(folders)
     labels = [(r.key.arch, r.key.label, len(r.networks)) for r in rows]
     assert labels == [
         ("alexnet", "random", 1),
