@@ -31,7 +31,9 @@ def plot_modern(
         random = next((r for r in table if r.key.method == "random"), None)
         names = layers[arch]
         width = 0.84 / max(len(bars), 1)
+        methods = list(dict.fromkeys(r.key.method for r in bars))  # a colour pair each
         for k, r in enumerate(bars):
+            shade = 2 * methods.index(r.key.method) + (r.key.preset not in (None, "all"))
             xs = [i - 0.42 + (k + 0.5) * width for i in range(len(names))]
             ax.bar(
                 xs,
@@ -39,7 +41,7 @@ def plot_modern(
                 width,
                 yerr=[r.spread(x) for x in names],
                 capsize=2,
-                color=colours(k % 20),
+                color=colours(shade % 20),
                 hatch="//" if r.key.preset == "none" else None,
                 label=f"{r.key.label} (n={len(r.networks)})",
             )
