@@ -24,9 +24,11 @@ from sslx.probe.ablation_plot import plot_ablation
 from sslx.probe.pretext import Curve, plot_curves, read_curve
 from sslx.probe.tables import (
     OverSeeds,
+    check_same_dims,
     checkpoint_of,
     curve_json,
     load_results,
+    recorded_dims,
     same_settings,
     top1_percent,
 )
@@ -104,8 +106,7 @@ def read_probe_dir(folder: Path) -> tuple[dict, list[Placed]]:
     for entry in entries:
         row, method, seed = place(entry["name"], folder)
         percent = top1_percent(entry, LAYERS, folder, path)
-        dims = entry.get("dims") if isinstance(entry.get("dims"), dict) else {}
-        dims = tuple(d if isinstance(d := dims.get(layer), int) else None for layer in LAYERS)
+        dims = recorded_dims(entry, LAYERS)
         curve = read_curve(
             checkpoint_of(entry), method or (row.key if row.key == "supervised" else None)
         )
@@ -142,13 +143,7 @@ def _check_one_table(networks: list[Placed]) -> None:
     methods = sorted({net.method for net in networks if net.method is not None})
     if len(methods) > 1:
         raise InputError(f"the preset rows mix methods ({', '.join(methods)}); give one method's")
-    if len({net.dims for net in networks}) > 1:  # another input size or conv1 stride
-        first = networks[0]
-        odd = next(net for net in networks if net.dims != first.dims)
-        raise InputError(
-            f"the networks were probed at different dimensions ({first.name}: {first.dims}, "
-            f"{odd.name}: {odd.dims}); the rows would not compare"
-        )
+    check_same_dims(networks)
 
 
 def criterion(rows: list[RowSummary]) -> dict:

@@ -26,12 +26,14 @@ from sslx.errors import InputError
 from sslx.probe.ablation import LAYERS as CONV_LAYERS
 from sslx.probe.ablation import PRESETS, SEED
 from sslx.probe.modern_plot import plot_modern
-from sslx.probe.pretext import Curve, metrics_records, read_curve
+from sslx.probe.pretext import Curve, curve_of, metrics_records
 from sslx.probe.tables import (
     OverSeeds,
+    check_same_dims,
     checkpoint_of,
     curve_json,
     load_results,
+    recorded_dims,
     same_settings,
     top1_percent,
 )
@@ -148,13 +150,13 @@ def run_folder(checkpoint: Path | None, probe_dir: Path) -> Path:
     return probe_dir
 
 
-def epoch_records(run: Path) -> tuple[dict, ...]:
-    """Each epoch's collapse measures from the run's metrics.jsonl: the epoch_end record's
-    means, and the mean of the training records for those only logged per step (DINO's
-    teacher entropy). Empty if the file is missing or the method logs none."""
+def epoch_records(records: list[dict]) -> tuple[dict, ...]:
+    """Each epoch's collapse measures from a run's metrics.jsonl records: the epoch_end
+    record's means, and the mean of the training records for those only logged per step
+    (DINO's teacher entropy). Empty if there are none."""
     ends: dict[int, dict] = {}
     steps: dict[int, dict[str, list[float]]] = {}
-    for record in metrics_records(run / "metrics.jsonl"):
+    for record in records:
         if not isinstance(record.get("epoch"), int):
             continue
         values = {k: record[k] for k in COLLAPSE if isinstance(record.get(k), (int, float))}
@@ -179,12 +181,15 @@ def _read_probe_dir(folder: Path) -> tuple[dict, list[ProbedNetwork]]:
         key, seed = place_network(entry["name"], folder, recorded_arch(entry))
         layers = TABLE_LAYERS[key.arch]
         top1 = top1_percent(entry, layers, folder, path)
-        dims = entry.get("dims") if isinstance(entry.get("dims"), dict) else {}
-        dims = tuple(d if isinstance(d := dims.get(layer), int) else None for layer in layers)
-        run = run_folder(checkpoint_of(entry), folder)
+        metrics = run_folder(checkpoint_of(entry), folder) / "metrics.jsonl"
+        records = metrics_records(metrics)  # read once for the curve and the collapse
         method = None if key.method == "random" else key.method
-        curve, epochs = read_curve(run / "checkpoint.pt", method), epoch_records(run)
-        networks.append(ProbedNetwork(key, seed, entry["name"], folder, top1, dims, curve, epochs))
+        curve, epochs = curve_of(records, method, metrics), epoch_records(records)
+        networks.append(
+            ProbedNetwork(
+                key, seed, entry["name"], folder, top1, recorded_dims(entry, layers), curve, epochs
+            )
+        )
     return settings, networks
 
 
@@ -201,14 +206,10 @@ def collect_rows(folders: list[Path]) -> list[TableRow]:
                     f"{other.name} in {other.source} and {net.name} in {net.source}"
                 )
             row.networks.append(net)
-    for arch in ARCHS:  # another input size or stride: the rows would not compare
+    for arch in ARCHS:
         nets = [n for key, row in rows.items() if key.arch == arch for n in row.networks]
-        if len({n.dims for n in nets}) > 1:
-            odd = next(n for n in nets if n.dims != nets[0].dims)
-            raise InputError(
-                f"the {arch} networks were probed at different dimensions ({nets[0].name}: "
-                f"{nets[0].dims}, {odd.name}: {odd.dims}); the rows would not compare"
-            )
+        if nets:
+            check_same_dims(nets, f"{arch} networks")
     return [rows[key] for key in sorted(rows, key=lambda k: k.order)]
 
 

@@ -49,10 +49,17 @@ def read_curve(checkpoint: Path | None, method: str | None) -> Curve | None:
     (a moved run, a method without a known measure)."""
     if checkpoint is None or method not in SPECS:
         return None
-    metric, chance = SPECS[method].pretext.metric, SPECS[method].pretext.chance
     path = checkpoint.parent / "metrics.jsonl"
+    return curve_of(metrics_records(path), method, path)
+
+
+def curve_of(records: list[dict], method: str | None, path: Path) -> Curve | None:
+    """The pretext curve in a run's `records` (read from `path`, named in the warning)."""
+    if method not in SPECS:
+        return None
+    metric, chance = SPECS[method].pretext.metric, SPECS[method].pretext.chance
     steps, values, epochs, epoch_ends, steps_seen = [], [], [], {}, 0
-    for record in metrics_records(path):
+    for record in records:
         steps_seen += record.get("event") is None  # a training record (not an epoch's end)
         if record.get("event") == "epoch_end" and isinstance(record.get("epoch"), int):
             epoch_ends.setdefault(record["epoch"], record["step"])

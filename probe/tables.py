@@ -56,6 +56,24 @@ def top1_percent(entry: dict, layers: tuple[str, ...], folder: Path, path: Path)
     return {layer: 100 * float(top1[layer]) for layer in layers}
 
 
+def recorded_dims(entry: dict, layers: tuple[str, ...]) -> tuple:
+    """The entry's probe dimensions at `layers` (None where not recorded)."""
+    dims = entry.get("dims") if isinstance(entry.get("dims"), dict) else {}
+    return tuple(d if isinstance(d := dims.get(layer), int) else None for layer in layers)
+
+
+def check_same_dims(networks: list, which: str = "networks") -> None:
+    """InputError unless every network (with `name` and `dims`) was probed at the same
+    dimensions: another input size or conv1 stride, so the rows would not compare."""
+    first = networks[0]
+    odd = next((net for net in networks if net.dims != first.dims), None)
+    if odd is not None:
+        raise InputError(
+            f"the {which} were probed at different dimensions ({first.name}: {first.dims}, "
+            f"{odd.name}: {odd.dims}); the rows would not compare"
+        )
+
+
 def checkpoint_of(entry: dict) -> Path | None:
     """The checkpoint the entry's network came from (its run folder holds metrics.jsonl)."""
     source = entry.get("source") if isinstance(entry.get("source"), dict) else {}
