@@ -31,6 +31,7 @@ def _checkpoint(t, backbone=None):
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4")
 R18 = ("stem", "layer1", "layer2", "layer3", "layer4")
+ALEXNET = {"checkpoint": "/gone/checkpoint.pt", "model": {"arch": "alexnet"}}
 
 
 def _net(name, layers=LAYERS, dims=9600, top1=0.5):
@@ -63,6 +64,9 @@ SETUPS = {
     "r18": lambda t: _probes(t, "r18", [_net("simclr-resnet18-all-seed0", layers=R18)]),
     "r18conv": lambda t: _probes(t, "r18conv", [_net("dino-resnet18-none-seed1")]),
     "r18wide": lambda t: _probes(t, "r18w", [_net("random-resnet18", layers=R18, dims=512)]),
+    "misnamed": lambda t: _probes(
+        t, "misnamed", [{**_net("simclr-resnet18-all-seed0", layers=R18), "source": ALEXNET}]
+    ),
     "file": lambda t: (t / "f.txt").write_text("x") and t / "f.txt",
 }
 
@@ -99,6 +103,10 @@ CASES = [
     (["modern", "{percent}", *TO], "bigan-all-seed0 conv1 top-1 is not in [0, 1]"),
     (["modern", "{r18}", "{r18}", *TO], "two networks for row SimCLR, all (resnet18) seed 0"),
     (["modern", "{r18}", "{r18wide}", *TO], "resnet18 networks were probed at different dim"),
+    (
+        ["modern", "{misnamed}", *TO],
+        "'simclr-resnet18-all-seed0' is named resnet18 but is an alexnet",
+    ),
     (["modern", "{probes}", "{split}", *TO], "different settings (val: 'held out 0.2' vs"),
     ([*"modern {probes} --out {file}".split()], "is a file; give a folder"),
     ([*"modern {probes} --out {ro}".split()], "cannot write {ro}: Read-only file system"),
