@@ -21,7 +21,11 @@ TRAIN_HEADER = (
 
 
 def environment(device: torch.device, workers: int, quick: bool) -> str:
-    from sslx.train.methods.deepcluster.kmeans import _faiss, faiss_gpu_problem
+    from sslx.train.methods.deepcluster.kmeans import (
+        _faiss,
+        faiss_gpu_problem,
+        faiss_import_problem,
+    )
 
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -29,7 +33,7 @@ def environment(device: torch.device, workers: int, quick: bool) -> str:
         name = f"CPU ({platform.processor() or platform.machine()})"
     faiss = _faiss()
     if faiss is None:
-        faiss_line = "not installed (k-means on torch)"
+        faiss_line = f"unusable: {faiss_import_problem()} (k-means on torch)"
     elif device.type == "cuda":
         problem = faiss_gpu_problem(device.index or 0)
         faiss_line = f"{faiss.__version__}, GPU path: {problem or 'works'}"

@@ -5,6 +5,7 @@ loader-worker defaults of `sslx train` and `sslx probe` (torch imported on use, 
 from __future__ import annotations
 
 import os
+import shutil
 from typing import TYPE_CHECKING
 
 from sslx.errors import InputError
@@ -22,10 +23,11 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+def pick_device(requested: str, local_rank: int = 0, local_world_size: int = 1) -> torch.device:
     """ "auto" is CUDA when a GPU is visible, else CPU. Of the visible GPUs: the only one
-    (a launcher that binds one GPU per task, e.g. SLURM), else LOCAL_RANK modulo their
-    count (torchrun on a node whose GPUs every rank sees)."""
+    (a launcher that binds one GPU per task, e.g. SLURM), else the LOCAL_RANK-th (torchrun
+    on a node whose GPUs every rank sees). Two ranks never share a GPU: NCCL refuses that
+    ("Duplicate GPU"), so more local ranks than GPUs is refused here, in one line."""
     import torch
 
     if requested == "auto":
@@ -34,7 +36,13 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
         if not torch.cuda.is_available():
             raise InputError("--device cuda was asked for, but no CUDA GPU is visible")
         count = torch.cuda.device_count()
-        return torch.device("cuda", 0 if count == 1 else local_rank % count)
+        ranks = max(local_world_size, local_rank + 1 if count > 1 else 1)
+        if ranks > count:
+            raise InputError(
+                f"{ranks} ranks on this machine but {count} visible GPU(s): start at most "
+                f"{count} per node (torchrun --nproc-per-node {count})"
+            )
+        return torch.device("cuda", 0 if count == 1 else local_rank)
     if requested == "cpu":
         return torch.device("cpu")
     raise InputError(f"unknown device {requested!r} ({', '.join(DEVICES)})")
@@ -46,3 +54,25 @@ def default_workers(device: torch.device, local_world_size: int = 1) -> int:
     if device.type != "cuda":
         return 1
     return max(1, usable_cores() // max(1, local_world_size) - 1)
+
+
+PREFETCH_BATCHES = 4  # batches each loader worker keeps ready (DataLoader's prefetch_factor)
+
+
+def check_shared_memory(
+    workers: int, batch_bytes: int, local_ranks: int = 1, shm: str = "/dev/shm"
+) -> None:
+    """Refuse, in one line, a loader that would outgrow shared memory: its workers hand
+    batches over in /dev/shm, and when that fills, a DataLoader bus error is the only sign
+    (a container's default is 64 MB). Every local rank's workers share it."""
+    if workers == 0 or not os.path.isdir(shm):
+        return
+    need = local_ranks * workers * PREFETCH_BATCHES * batch_bytes
+    free = shutil.disk_usage(shm).free
+    if need > free:
+        raise InputError(
+            f"the loader needs about {need / 1e9:.2f} GB of shared memory ({local_ranks} "
+            f"rank(s) x {workers} workers x {PREFETCH_BATCHES} batches x "
+            f"{batch_bytes / 1e6:.1f} MB) but {shm} has {free / 1e9:.2f} GB free; "
+            "lower --workers or --batch-size, or enlarge it (docker run --shm-size)"
+        )

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from sslx import seeds
 from sslx.atomic import atomic_write, write_text_atomic
 from sslx.common.batching import in_order
+from sslx.common.device import PREFETCH_BATCHES
 from sslx.probe.heads import TapPooling, probe_shapes
 from sslx.train.backbone import Backbone
 
@@ -93,7 +94,7 @@ def stream_batches(
         num_workers=workers,
         persistent_workers=False,
         pin_memory=cuda,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
     )
     for images, labels in loader:
         images = images.to(device, non_blocking=True)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sslx.common.batching import rank_share
+from sslx.common.device import PREFETCH_BATCHES
 from sslx.errors import InputError
 
 
@@ -162,5 +163,5 @@ def epoch_loader(
         num_workers=workers,
         pin_memory=pin_memory,
         worker_init_fn=init_loader_worker,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
     )

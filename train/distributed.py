@@ -39,13 +39,14 @@ def setup(device: torch.device, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES
     if world_size == 1:
         return Dist()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    options = {"backend": "gloo", "timeout": timedelta(minutes=timeout_minutes)}
     if device.type == "cuda":
+        # Bound at init, NCCL creates its communicator on this GPU and every barrier uses
+        # it; unbound, its first barrier guesses a device from the rank.
         torch.cuda.set_device(device)
+        options |= {"backend": "nccl", "device_id": device}
     if not dist.is_initialized():
-        dist.init_process_group(
-            backend="nccl" if device.type == "cuda" else "gloo",
-            timeout=timedelta(minutes=timeout_minutes),
-        )
+        dist.init_process_group(**options)
     return Dist(rank=rank, world_size=world_size, local_rank=local_rank)
 
 

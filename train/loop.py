@@ -21,7 +21,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sslx import seeds
-from sslx.common.device import default_workers, pick_device
+from sslx.common.device import (
+    PREFETCH_BATCHES,
+    check_shared_memory,
+    default_workers,
+    pick_device,
+)
 from sslx.common.timing import StepTimer
 from sslx.errors import InputError, TrainingDiverged
 from sslx.train import distributed
@@ -41,7 +46,7 @@ from sslx.train.methods import plugin
 from sslx.train.methods.base import EpochContext, Method, StepInfo, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
 from sslx.train.optimizers import Schedule
-from sslx.train.precision import step_autocast, use_channels_last
+from sslx.train.precision import set_cuda_arithmetic, step_autocast, use_channels_last
 from sslx.train.report import LivePostfix, announce
 from sslx.train.state import (
     CONFIG_NAME,
@@ -80,8 +85,12 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = False) -> RunResult:
     """Run (or continue) a training run in `out`; returns when it ends or is stopped."""
-    device = pick_device(options.device, distributed.local_rank_from_env())
+    device = pick_device(
+        options.device, distributed.local_rank_from_env(), distributed.local_world_size_from_env()
+    )
     dist = distributed.setup(device, options.dist_timeout_minutes)
+    if device.type == "cuda":
+        set_cuda_arithmetic(config.precision, options.amp)
     try:
         with StopSignal().installed() as stop:
             return _train(config, Path(out), options, resume, device, dist, stop)
@@ -99,6 +108,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
             file=sys.stderr,
         )
     method = build_method(config, from_init=payload is None).to(device)
+    views = method.views(config.crop, config.model.input_size)
     data = method.make_data() or ShardStream(
         config.shards,
         batch_size=config.optim.batch_size,
@@ -108,13 +118,15 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         shuffle_buffer=config.shuffle_buffer,
         rank=dist.rank,
         world_size=dist.world_size,
-        views=method.views(config.crop, config.model.input_size),
+        views=views,
     )
     method.check_data(data.num_samples)
     optimizer = method.configure_optimizer(config.optim)
     workers = options.workers
     if workers is None:
         workers = default_workers(device, distributed.local_world_size_from_env())
+    pixels = sum(v.size**2 for v in views) or config.model.input_size**2
+    check_shared_memory(workers, 3 * pixels * per_rank, distributed.local_world_size_from_env())
     steps = steps_per_epoch(data.num_samples, config.optim.batch_size)
     scheduler = Schedule(optimizer, config.optim, steps)
     run = Run(
@@ -157,6 +169,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
                 step=progress.global_step,
                 start_step=progress.step_in_epoch,
                 verbose=dist.is_main and options.progress,
+                autocast=step_autocast(config.precision, options.amp, device),
             )
             method.on_epoch_start(ctx)
             stopped = train_one_epoch(run, method.epoch_data(ctx), ctx.record)
@@ -302,7 +315,7 @@ def _epoch_batches(run: Run, draws: torch.utils.data.Dataset | None):
             num_workers=run.workers,
             pin_memory=pin,
             worker_init_fn=init_loader_worker,
-            prefetch_factor=4 if run.workers > 0 else None,
+            prefetch_factor=PREFETCH_BATCHES if run.workers > 0 else None,
         )
         return loader, run.data.steps
     batch_size, dist = run.config.optim.batch_size, run.dist

@@ -13,7 +13,8 @@ and matrix products in bf16, and the methods compute their losses in fp32.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from sslx.errors import InputError
@@ -60,6 +61,33 @@ def step_autocast(precision: str, amp: bool, device: torch.device) -> AbstractCo
     return torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
+def set_cuda_arithmetic(precision: str, amp: bool) -> None:
+    """A CUDA run's library settings. cuDNN autotuning on: a run's shapes are fixed, so
+    each convolution is timed once, and GPU runs are not bit-for-bit repeatable anyway.
+    TF32 (a 10-bit mantissa) for the fp32 convolutions and matrix products outside
+    autocast where the step already runs in bf16 (8 bits); off under fp32, which means
+    fp32. DeepCluster's clustering step opts out (`exact_matmul`)."""
+    import torch
+
+    tf32 = autocast_dtype(precision, amp, "cuda") is not None
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+
+@contextmanager
+def exact_matmul() -> Iterator[None]:
+    """fp32 matrix products without TF32 inside, as they were outside."""
+    import torch
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
 def use_channels_last(option: bool | None, device_type: str) -> bool:
     """`--channels-last` as given, else on CUDA only: on CPU it helped BiGAN and bf16 runs
     but not fp32 RotNet (docs/benchmarks.md, issue 18), so it stays an opt-in there."""
@@ -68,7 +96,10 @@ def use_channels_last(option: bool | None, device_type: str) -> bool:
 
 def arithmetic_text(precision: str, amp: bool, channels_last: bool, device_type: str) -> str:
     """E.g. "bf16 autocast, channels-last", for the start-up summary."""
-    text = "bf16 autocast" if autocast_dtype(precision, amp, device_type) else "fp32"
+    bf16 = autocast_dtype(precision, amp, device_type) is not None
+    text = "bf16 autocast" if bf16 else "fp32"
+    if device_type == "cuda":
+        text += ", TF32 outside autocast" if bf16 else ", no TF32"
     return text + (", channels-last" if channels_last else "")
 
 

@@ -13,6 +13,7 @@ import torch
 
 from sslx.atomic import save_torch_atomic as save_atomic
 from sslx.cli import main
+from sslx.common import device
 from sslx.train.checkpoint import build_checkpoint
 from sslx.train.methods.deepcluster.method import clusters_path
 
@@ -107,10 +108,19 @@ def with_file(run, t, relative, data):
     return out
 
 
+def small_shared_memory(monkeypatch, shards):
+    """A /dev/shm with 8 MB free, too little for two workers' batches of 2.4 MB."""
+    free = shutil.disk_usage("/").__class__(64 << 20, 56 << 20, 8 << 20)
+    monkeypatch.setattr(device.shutil, "disk_usage", lambda path: free)
+    monkeypatch.setattr(device.os.path, "isdir", lambda path: True)
+    return shards
+
+
 @pytest.fixture
-def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run):
+def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run, monkeypatch):
     zero = clusters_path("", 0)
     return {
+        "small_shm": lambda t: small_shared_memory(monkeypatch, shards),
         "missing": lambda t: t / "missing",
         "empty": lambda t: put(t / "empty" / ".keep").parent,
         "shards": lambda t: shards,
@@ -148,6 +158,11 @@ CASES = [
     ([*"--shards {missing} --method rotnet".split(), *OUT], "shard folder not found"),
     ([*"--shards {empty} --method rotnet".split(), *OUT], "no manifest.json"),
     (["--shards", "{shards}", *OUT], "--method is required"),
+    (
+        [*"--shards {small_shm} --method rotnet --workers 2 --batch-size 192".split(), *OUT],
+        "about 0.02 GB of shared memory (1 rank(s) x 2 workers x 4 batches x 2.4 MB) but "
+        "/dev/shm has 0.01 GB free",
+    ),
     ([*NEW, "--size", "8", *OUT], "no feature map"),
     ([*NEW, "--size", "100000", *OUT], "--size must be in [1, 1024]"),
     ([*NEW, "--conv1-stride", "-1", *OUT], "--conv1-stride must be in [0, 11]"),

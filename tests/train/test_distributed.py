@@ -24,3 +24,17 @@ def test_the_process_group_gets_the_timeout(monkeypatch):
     assert calls[1]["timeout"] == timedelta(minutes=distributed.DEFAULT_TIMEOUT_MINUTES)
     with pytest.raises(InputError, match="--dist-timeout-minutes must be > 0"):
         RunOptions(dist_timeout_minutes=0)
+
+
+def test_an_nccl_group_is_bound_to_the_ranks_gpu_at_init(monkeypatch):
+    calls, bound = [], []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(distributed.torch.cuda, "set_device", bound.append)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    gpu = torch.device("cuda", 1)
+    distributed.setup(gpu, timeout_minutes=5)
+    assert bound == [gpu]
+    assert calls == [{"backend": "nccl", "timeout": timedelta(minutes=5), "device_id": gpu}]

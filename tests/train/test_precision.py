@@ -13,9 +13,12 @@ from sslx.train.checkpoint import load_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, read_config
 from sslx.train.loop import train
 from sslx.train.precision import (
+    arithmetic_text,
     autocast_dtype,
     check_amp,
+    exact_matmul,
     precision_from_flags,
+    set_cuda_arithmetic,
     slow_bf16_note,
     use_channels_last,
 )
@@ -125,3 +128,32 @@ def test_bf16_on_a_cpu_without_it_gets_a_note(monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     assert "no native bf16" in slow_bf16_note("bf16", "cpu")
     assert slow_bf16_note("auto", "cpu") is None and slow_bf16_note("bf16", "cuda") is None
+
+
+@pytest.mark.parametrize(
+    "precision, amp, tf32, text",
+    [
+        ("auto", True, True, "bf16 autocast, TF32 outside autocast"),
+        ("bf16", True, True, "bf16 autocast, TF32 outside autocast"),
+        ("auto", False, False, "fp32, no TF32"),
+        ("fp32", True, False, "fp32, no TF32"),
+    ],
+)
+def test_a_cuda_run_sets_cudnn_autotuning_and_tf32_only_beside_bf16(
+    monkeypatch, precision, amp, tf32, text
+):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", not tf32)
+    before = torch.get_float32_matmul_precision()
+    try:
+        set_cuda_arithmetic(precision, amp)
+        assert torch.backends.cudnn.benchmark is True
+        assert torch.backends.cudnn.allow_tf32 is tf32
+        assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+        with exact_matmul():  # DeepCluster's clustering step
+            assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert arithmetic_text(precision, amp, False, "cuda") == text
+    assert arithmetic_text(precision, amp, False, "cpu") in ("fp32", "bf16 autocast")

@@ -31,6 +31,7 @@ A method's name, defaults, options and pretext measure live in its torch-free
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
@@ -89,6 +90,8 @@ class EpochContext:
     step: int = 0  # global step at the start of the hook
     start_step: int = 0  # > 0: the epoch resumes after this many steps
     verbose: bool = False  # a hook may print a short line on stderr (main rank, not --quiet)
+    # The training step's arithmetic (`precision.step_autocast`), for a hook's own passes.
+    autocast: AbstractContextManager = field(default_factory=nullcontext)
     # Set by `on_epoch_end`: scalars added to the epoch's "epoch_end" record in metrics.jsonl
     # and TensorBoard, and a reason to end the run after this epoch (it is then finished,
     # `Progress.stopped`), e.g. the supervised "patience".

@@ -29,6 +29,7 @@ from sslx.train.methods.deepcluster.spec import KMEANS_BACKENDS as BACKENDS
 _SPLIT_EPS = 1 / 1024  # FAISS's perturbation when splitting a cluster
 _GPU_PROBLEMS: dict[int, str | None] = {}  # FAISS GPU probe result per device, per process
 _TOLD: set[str] = set()
+_FAISS_IMPORT: dict = {}  # the import's outcome, once per process: module and problem
 
 
 @dataclass(frozen=True)
@@ -46,29 +47,31 @@ class Backend:
 
 def resolve_backend(name: str, device: torch.device) -> Backend:
     """auto: FAISS on the training GPU if its GPU path works, else torch on that GPU; on a
-    CPU, FAISS (torch if FAISS is missing). An explicit faiss uses FAISS on the CPU when
-    its GPU path does not work."""
+    CPU, FAISS (torch if FAISS is missing or will not load). An explicit faiss uses FAISS
+    on the CPU when its GPU path does not work; an explicit torch never imports FAISS."""
     if name not in BACKENDS:
         raise InputError(f"unknown k-means backend {name!r} (known: {', '.join(BACKENDS)})")
-    installed = _faiss() is not None
-    if name == "faiss" and not installed:
-        raise InputError("--kmeans-backend faiss was asked for, but faiss is not installed")
     cpu = torch.device("cpu")
     if name == "torch":
         return Backend("torch", device, f"asked for; torch on {device}")
+    missing = faiss_import_problem()
+    if name == "faiss" and missing:
+        raise InputError(f"--kmeans-backend faiss was asked for, but {missing}")
     if device.type != "cuda":
-        if installed:
-            return Backend("faiss", cpu, f"{name}: FAISS on the CPU, where training runs")
-        return Backend("torch", cpu, "auto: faiss is not installed; torch on the CPU")
+        if missing:
+            return _told(Backend("torch", cpu, f"auto: {missing}; torch on the CPU"))
+        return Backend("faiss", cpu, f"{name}: FAISS on the CPU, where training runs")
     index = device.index if device.index is not None else torch.cuda.current_device()
     gpu = torch.device("cuda", index)
     problem = faiss_gpu_problem(index)
     if problem is None:
         return Backend("faiss", gpu, f"{name}: FAISS's GPU path works on {gpu}")
     if name == "faiss":
-        backend = Backend("faiss", cpu, f"asked for; FAISS's GPU path fails ({problem}): CPU")
-    else:
-        backend = Backend("torch", gpu, f"auto: FAISS's GPU path fails ({problem}); torch on {gpu}")
+        return _told(Backend("faiss", cpu, f"asked for; FAISS's GPU path fails ({problem}): CPU"))
+    return _told(Backend("torch", gpu, f"auto: FAISS's GPU path fails ({problem}); torch on {gpu}"))
+
+
+def _told(backend: Backend) -> Backend:
     if backend.reason not in _TOLD:  # one line per process, not one per epoch
         _TOLD.add(backend.reason)
         print(f"sslx: k-means backend: {backend.reason}", file=sys.stderr, flush=True)
@@ -103,7 +106,7 @@ def faiss_gpu_problem(index: int) -> str | None:
 def _probe_faiss_gpu(index: int) -> str | None:
     faiss = _faiss()
     if faiss is None:
-        return "faiss is not installed"
+        return faiss_import_problem()
     if not hasattr(faiss, "GpuIndexFlatL2"):
         return "this faiss build has no GPU support"
     try:
@@ -197,9 +200,26 @@ def split_empty(centroids: torch.Tensor, counts: np.ndarray, rng: np.random.Gene
     return len(empty)
 
 
-def _faiss():
-    try:
-        import faiss
-    except ImportError:
+def faiss_import_problem() -> str | None:
+    """None if FAISS imports in this process, else why not, in a few words."""
+    if _faiss() is not None:
         return None
-    return faiss
+    return _FAISS_IMPORT.get("problem") or "faiss is not installed"
+
+
+def _faiss():
+    """The faiss module, or None. Not only ImportError: a faiss-gpu wheel whose CUDA
+    libraries are missing (the CUDA 12 wheel on a CUDA 13 machine) raises RuntimeError or
+    OSError on import, and that must not stop a run that can use torch instead."""
+    if "module" not in _FAISS_IMPORT:
+        try:
+            import faiss
+
+            _FAISS_IMPORT.update(module=faiss, problem=None)
+        except ImportError:
+            _FAISS_IMPORT.update(module=None, problem="faiss is not installed")
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            problem = f"faiss is installed but fails to load ({type(e).__name__}: {first})"
+            _FAISS_IMPORT.update(module=None, problem=problem)
+    return _FAISS_IMPORT["module"]

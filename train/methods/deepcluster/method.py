@@ -199,7 +199,7 @@ class DeepCluster(Method):
         for batch in evaluation_batches(self, dataset, range(len(indices)), size, ctx):
             if batch.bad:
                 raise InputError(f"{batch.errors[0]}; DeepCluster needs every sample to cluster")
-            with torch.no_grad():
+            with torch.no_grad(), ctx.autocast:  # the step's arithmetic: bf16 on CUDA
                 features = self.backbone(batch.image, final_relu=False).float()
             yield features
 

@@ -158,6 +158,11 @@ def test_features_are_fc7_before_relu_in_eval_mode(shards, tmp_path):
     assert (features < 0).any()  # before the final ReLU
     again = torch.cat(list(method.embed_batches(np.arange(20, 30), ctx)))
     torch.testing.assert_close(again, features[20:30])  # no dropout, no augmentation
+    bf16 = replace(ctx, autocast=torch.autocast("cpu", dtype=torch.bfloat16))
+    rounded = torch.cat(list(method.embed_batches(np.arange(20, 30), bf16)))
+    assert rounded.dtype == torch.float32  # the step's arithmetic (bf16 on CUDA), fp32 out
+    assert not torch.equal(rounded, again)
+    torch.testing.assert_close(rounded, again, rtol=0.1, atol=0.1)
 
 
 def test_too_many_clusters_is_refused_with_a_suggestion(shards, tmp_path, capsys):

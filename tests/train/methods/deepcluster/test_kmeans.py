@@ -1,5 +1,9 @@
 """The k-means backend choice: FAISS's GPU path only when it works, and said so."""
 
+import builtins
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -53,3 +57,43 @@ def test_cpu_training_keeps_faiss_on_the_cpu_and_torch_when_faiss_is_missing(mon
         resolve_backend("faiss", cpu)
     with pytest.raises(InputError, match="unknown k-means backend"):
         resolve_backend("nope", cpu)
+
+
+@pytest.fixture
+def broken_faiss(monkeypatch):
+    """faiss-gpu without its CUDA 12 libraries: the import itself raises RuntimeError."""
+    real = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "faiss":
+            raise RuntimeError("libcublas.so.12: cannot open shared object file\nmore")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr(kmeans, "_FAISS_IMPORT", {})
+    monkeypatch.setattr(kmeans, "_GPU_PROBLEMS", {})
+    monkeypatch.setattr(kmeans, "_TOLD", set())
+
+
+def test_a_faiss_that_fails_to_load_leaves_deepcluster_on_torch_with_one_line(broken_faiss, capsys):
+    assert resolve_backend("torch", CUDA0).name == "torch"
+    assert kmeans._FAISS_IMPORT == {}  # an explicit torch never imports FAISS
+    cpu = torch.device("cpu")
+    for device in (cpu, CUDA0):
+        backend = resolve_backend("auto", device)
+        assert (backend.name, backend.device) == ("torch", device)
+        assert "RuntimeError: libcublas.so.12" in backend.reason
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("sslx: k-means backend: auto") for line in err)
+    with pytest.raises(InputError, match="faiss is installed but fails to load"):
+        resolve_backend("faiss", cpu)
+
+
+def test_the_gpu_benchmark_reports_a_faiss_that_fails_to_load(broken_faiss):
+    sys.path.insert(0, str(Path(__file__).parents[4] / "benchmarks"))
+    try:
+        from gpu_report import environment
+    finally:
+        sys.path.pop(0)
+    line = environment(torch.device("cpu"), workers=1, quick=True)
+    assert "faiss unusable: faiss is installed but fails to load (RuntimeError" in line
