@@ -1,7 +1,5 @@
 """CUDA-only checks (`pytest -m gpu`): bf16 channels_last steps of every method through the
-loop, torch.compile, torch k-means on CUDA against the CPU, and an NCCL process group."""
-
-import json
+loop, torch k-means on CUDA against the CPU, and an NCCL process group."""
 
 import cv2
 import numpy as np
@@ -17,13 +15,13 @@ from sslx.train.methods.deepcluster.kmeans import kmeans_torch
 pytestmark = pytest.mark.gpu
 
 
-def _config(shards, method: str, size: int = 224, lr: float = 0.01, **options) -> TrainConfig:
+def _config(shards, method: str, size: int = 224, **options) -> TrainConfig:
     return TrainConfig.for_method(
         method,
         shards="" if method == "supervised" else str(shards),
         batch_size=16,
         epochs=1,
-        lr=lr,
+        lr=0.01,
         momentum=0.9,
         weight_decay=1e-5,
         nesterov=False,
@@ -46,12 +44,10 @@ def _image_folder(root, classes: int = 2, per_class: int = 20):
     return root
 
 
-def _train(config, out, compile_: bool = False):
+def _train(config, out):
     from sslx.train.loop import train
 
-    options = RunOptions(
-        device="cuda", workers=1, max_steps=3, log_every=1, quiet=True, compile=compile_
-    )
+    options = RunOptions(device="cuda", workers=1, max_steps=3, log_every=1, quiet=True)
     return train(config, out, options)
 
 
@@ -70,38 +66,6 @@ def test_bf16_channels_last_steps_of_each_method(method, shards, tmp_path):
     weight = result.method.backbone.convs["conv2"][0].weight
     assert weight.is_cuda and weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(p).all() for p in result.method.parameters())
-
-
-def test_compiled_steps_train_like_eager_ones(shards, tmp_path, monkeypatch):
-    """With dropout off (inductor draws its own masks, so with it the runs differ by
-    design), the compiled steps move the weights as the eager ones do: the two updates
-    differ by under 10% of their size, where bf16's 8-bit mantissa (0.4% per rounding)
-    over 3 steps allows a few percent, and the losses agree to 2%. The updates are checked
-    to be large, so that a step that did nothing cannot pass."""
-    from sslx.train.loop import build_method
-
-    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
-    config = _config(shards, "rotnet", lr=0.05)
-    start = [p.detach().clone() for p in build_method(config, from_init=True).parameters()]
-    eager = _train(config, tmp_path / "eager")
-    compiled = _train(config, tmp_path / "compiled", compile_=True)
-    assert compiled.stopped == "max_steps"
-    eager_update, compiled_update = (_update(r.method, start) for r in (eager, compiled))
-    size = eager_update.norm()
-    assert size > 1e-2 * torch.cat([s.flatten() for s in start]).norm(), size
-    assert (compiled_update - eager_update).norm() < 0.1 * size
-    losses = [_losses(tmp_path / run) for run in ("eager", "compiled")]
-    assert len(losses[0]) == 3 and losses[1] == pytest.approx(losses[0], rel=0.02), losses
-
-
-def _update(method, start: list[torch.Tensor]) -> torch.Tensor:
-    moved = zip(method.parameters(), start, strict=True)
-    return torch.cat([(p.detach().cpu() - s).flatten() for p, s in moved])
-
-
-def _losses(run) -> list[float]:
-    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r["loss"] for r in records if r.get("event") is None and "loss" in r]
 
 
 def test_torch_kmeans_on_cuda_assigns_like_on_the_cpu():
