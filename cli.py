@@ -141,6 +141,10 @@ def generate(images, out, workers, part, preset, preview, quiet, **values) -> No
         )
 
 
+# click >= 8.2 raises this for a bare subcommand; 8.1 prints the help itself.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Exit codes: 0 done, 2 bad input, 3 training diverged, 130 interrupted;
     bad input and divergence are one line on stderr, never a traceback."""
@@ -150,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, TrainingDiverged) as e:
         click.echo(f"sslx: error: {e}", err=True)
         return e.exit_code
-    except click.exceptions.NoArgsIsHelpError as e:
+    except _NO_ARGS_IS_HELP as e:
         click.echo(e.ctx.get_help() if e.ctx is not None else "see sslx --help", err=True)
         return 2
     except click.UsageError as e:
         message = e.format_message().replace("\n", " ")
-        command = f" {e.ctx.info_name}" if e.ctx is not None and e.ctx.parent is not None else ""
-        click.echo(f"sslx{command}: error: {message}", err=True)
+        if isinstance(e, click.MissingParameter) and isinstance(e.param, click.Option):
+            message = f"Missing option '{max(e.param.opts, key=len)}'."  # as click 8.2+ says
+        command = e.ctx.command_path if e.ctx is not None else "sslx"  # e.g. sslx viz filters
+        click.echo(f"{command}: error: {message}", err=True)
         return 2
     except click.exceptions.Exit as e:
         return e.exit_code

@@ -159,7 +159,7 @@ def evil_cifar(cifar_root):
     return make
 
 
-ERROR_LINE = re.compile(r"^sslx( [a-z]+)?: error: ")
+ERROR_LINE = re.compile(r"^sslx( [a-z]+)*: error: ")
 
 
 def folder_digest(folder: Path) -> str | None:

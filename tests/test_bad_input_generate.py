@@ -55,6 +55,7 @@ SETUPS = {
 
 OUT = ["--out", "{tmp}/out"]
 CASES = [
+    (["--n", "10"], "Missing option '--out'"),  # on every click the bound allows
     (["--n", "0", *OUT], "--n must be >= 1"),
     (["--n", "ten", *OUT], "ten"),
     (["--image", "/no/such.jpg", *OUT], "image not found"),

@@ -114,8 +114,10 @@ def train(ctx: click.Context, **flags: Any) -> None:
     from sslx.train.state import prepare_run_dir
 
     if flags["out"] is None:
-        if flags["method"] is None:
+        if flags["resume"]:
             raise InputError("--out is required with --resume (the run folder)")
+        if flags["method"] is None:
+            raise InputError("--method is required (and --shards, or --data-dir)")
         flags["out"] = Path("runs") / flags["method"]
     out, resume = flags["out"], flags["resume"]
     given = {k for k in flags if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
@@ -164,7 +166,8 @@ def _report(ctx: click.Context, result: Any, out: Path) -> None:
     where = f"epoch {p.epoch + 1}, step {p.global_step}"
     if result.stopped == "interrupted":
         click.echo(
-            f"stopped at {where}; checkpoint saved. Continue with: --out {out} --resume", err=True
+            f"stopped at {where}; checkpoint saved. Continue with: sslx train --out {out} --resume",
+            err=True,
         )
         ctx.exit(130)
     elif result.stopped == "max_steps":

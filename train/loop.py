@@ -101,12 +101,6 @@ def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = Fa
 def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     payload = load_checkpoint(out / CHECKPOINT_NAME) if resume else None
     per_rank = rank_batch_size(config.optim.batch_size, dist.world_size)
-    if dist.is_main and options.progress:
-        print(
-            f"sslx: global batch {config.optim.batch_size} over {dist.world_size} rank(s): "
-            f"{per_rank} per rank",
-            file=sys.stderr,
-        )
     method = build_method(config, from_init=payload is None).to(device)
     views = method.views(config.crop, config.model.input_size)
     data = method.make_data() or ShardStream(

@@ -74,6 +74,7 @@ def setups(image_folder, evil_cifar):
 RANDOM = ["--random-init", "--size", "32"]
 OUT = ["--out", "{tmp}/out"]
 CASES = [
+    ([*RANDOM, "--data-dir", "{folder}"], "Missing option '--out'"),
     ([*RANDOM, "--data-dir", "{missing}", *OUT], "dataset path not found"),
     ([*RANDOM, "--data-dir", "{flat}", *OUT], "no class folders"),
     ([*RANDOM, "--data-dir", "{empty_class}", *OUT], "no images in class folder"),

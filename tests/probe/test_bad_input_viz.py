@@ -111,6 +111,7 @@ CASES = [
     ([*"modern {probes} --out {file}".split()], "is a file; give a folder"),
     ([*"modern {probes} --out {ro}".split()], "cannot write {ro}: Read-only file system"),
     (["modern", *TO], "Missing argument 'PROBE_DIR...'"),
+    (["filters"], "sslx viz filters: error: Missing argument 'CHECKPOINT'"),  # the whole path
 ]
 
 

@@ -158,6 +158,8 @@ CASES = [
     ([*"--shards {missing} --method rotnet".split(), *OUT], "shard folder not found"),
     ([*"--shards {empty} --method rotnet".split(), *OUT], "no manifest.json"),
     (["--shards", "{shards}", *OUT], "--method is required"),
+    ([], "--method is required (and --shards, or --data-dir)"),
+    (["--resume"], "--out is required with --resume"),
     (
         [*"--shards {small_shm} --method rotnet --workers 2 --batch-size 192".split(), *OUT],
         "about 0.02 GB of shared memory (1 rank(s) x 2 workers x 4 batches x 2.4 MB) but "

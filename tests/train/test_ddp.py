@@ -15,7 +15,8 @@ def _launch(torchrun, nproc: int, shards: Path, tmp_path: Path) -> list[dict]:
     worker = Path(__file__).with_name("ddp_worker.py")
     done = torchrun(worker, shards, tmp_path / f"run{nproc}", results, nproc=nproc)
     if nproc == 2:
-        assert "global batch 24 over 2 rank(s): 12 per rank" in done.stderr
+        assert "2 rank(s), global batch 24 (12 per rank)" in done.stderr
+        assert done.stderr.count("global batch") == 1  # said once, in the start-up summary
     return [json.loads((results / f"rank{r}.json").read_text()) for r in range(nproc)]
 
 
