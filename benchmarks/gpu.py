@@ -20,6 +20,7 @@ clustering step), in this order:
 4. `sslx probe` streaming Imagenette (or, where its archive is missing, a synthetic
    stand-in of 10 classes) at 224 px for one epoch: img/s, and the projected time of the
    paper's 36-epoch protocol on 1.28M images;
+   RotNet and SimCLR again with `--decode gpu` (nvJPEG and crops on the GPU);
 5. RotNet again with `--compile` (last, since compiling is the slowest part).
 
 Whatever cannot run is skipped with a line saying why: a missing webdataset (the shard
@@ -55,6 +56,7 @@ CHILD = Path(__file__).with_name("gpu_child.py")
 SHARED_DATA = Path(os.environ.get("SSLX_SHARED_DATA", REPO.parent / "shared" / "data"))
 IMAGENET_TRAIN, IMAGENET_VAL, PROBE_EPOCHS = 1_281_167, 50_000, 36  # the paper's protocol
 METHODS = tuple(SPECS)  # every registered method
+DEVICE_DECODE = [("rotnet", "gpu"), ("simclr", "gpu")]
 
 
 @dataclass(frozen=True)
@@ -243,10 +245,13 @@ def stand_in(root: Path, images: int) -> Path:
 
 def train_runs(b: Bench, shards: Path, labelled: Path | None, compile_: bool) -> list[str]:
     s, rows = b.sizes, []
-    methods = ("rotnet",) if compile_ else METHODS  # compiling takes minutes: one shows it
-    for method in methods:
+    # Compiling takes minutes: one method shows it. Decoding on the GPU (--decode gpu) for
+    # a one-view and a two-view method, beside their CPU-loader rows.
+    runs = [("rotnet", "")] if compile_ else [*((m, "") for m in METHODS), *DEVICE_DECODE]
+    for method, decode in runs:
         size = s.gan_size if method == "bigan" else s.size
-        run = b.work / "runs" / f"{method}{'-compiled' if compile_ else ''}"
+        tag = f"{' compiled' if compile_ else ''}{' decode gpu' if decode else ''}"
+        run = b.work / "runs" / f"{method}{tag.replace(' ', '-')}"
         flags = (
             f"--method {method} --size {size} --max-steps {s.steps} --log-every {s.log_every} "
             f"--checkpoint-every 1000000 --workers {b.workers} --device {b.device.type} --quiet"
@@ -261,13 +266,16 @@ def train_runs(b: Bench, shards: Path, labelled: Path | None, compile_: bool) ->
         if method == "deepcluster":
             argv += ["--clusters", str(s.clusters), "--pca-dim", str(s.pca_dim)]
         argv += ["--compile"] if compile_ else []
+        argv += ["--decode", decode] if decode else []
         argv += ["--classifier-width", str(s.width)] if s.width else []
         argv += ["--batch-size", str(s.batch)] if s.batch else []
         spec = {"argv": argv, "device": str(b.device), "warmup": 2 * s.log_every}
-        what = f"train {method}{' compiled' if compile_ else ''}"
+        what = f"train {method}{tag}"
         result = b.child("train", spec, what, cap=b.cap(120 if compile_ else 60))
         if result is not None:
-            rows.append(train_row(method, size, compile_, run, result))
+            rows.append(
+                train_row(method + tag.replace(" compiled", ""), size, compile_, run, result)
+            )
     return rows
 
 

@@ -46,6 +46,8 @@ ADDED = {
     ("train", "--warmup-epochs"),
     ("train", "--final-lr"),
     ("train", "--lr-scaling"),
+    # Decoding on the GPU: nvJPEG and crops on the training device (issue 29).
+    ("train", "--decode"),
     # ResNet-18 beside AlexNet (issue 25).
     ("train", "--arch"),
     ("probe", "--arch"),

@@ -46,6 +46,18 @@ class View:
 
 
 @dataclass
+class Encoded:
+    """A batch the loader did not decode (`--decode gpu`): each sample's JPEG bytes, its
+    source side, and each view's crop box and flip, int64 (views, b, 5) as (x0, y0, w, h,
+    flip), with the view's output side (`sslx.train.device_decode` renders them)."""
+
+    data: list[torch.Tensor]
+    side: int
+    boxes: torch.Tensor
+    sizes: tuple[int, ...]
+
+
+@dataclass
 class Batch:
     """Images of one step and what is known about them. On the host `image` is uint8
     (b, S, S, 3); `to(device)` gives the model's view, uint8 (b, 3, S, S) on the device
@@ -58,6 +70,7 @@ class Batch:
     errors: list[str] = field(default_factory=list)  # what was unreadable, one line each
     # Multi-view methods: every view of the samples; `image` is then the first view's.
     views: list[View] = field(default_factory=list)
+    encoded: Encoded | None = None  # not decoded yet: `image` and the views' are empty
 
     @classmethod
     def of(
@@ -81,13 +94,14 @@ class Batch:
         return cls(image, index, label, bad, list(errors), list(views))
 
     def __len__(self) -> int:
-        return int(self.image.shape[0])
+        return len(self.index)
 
     def pin_memory(self) -> Batch:  # the DataLoader's pin_memory calls it
         label = None if self.label is None else self.label.pin_memory()
         views = [v.pin_memory() for v in self.views]
         image = views[0].image if self._first_view_is_image() else self.image.pin_memory()
-        return Batch(image, self.index.pin_memory(), label, self.bad, self.errors, views)
+        index = self.index.pin_memory()
+        return Batch(image, index, label, self.bad, self.errors, views, self.encoded)
 
     def to(self, device: torch.device) -> Batch:
         """On the device, with images as (b, 3, S, S) views of the channels-last data."""

@@ -168,6 +168,14 @@ class RunOptions:
         type=bool,
         resume=FREE,
     )
+    decode: str = declare(
+        "cpu",
+        help="Where training JPEGs are decoded: cpu = in the loader workers; gpu = on the "
+        "training device with nvJPEG, from the same crop boxes (shard-stream methods; pixels "
+        "agree within JPEG decoder tolerance; on a CPU device, in the main process).",
+        choices=("cpu", "gpu"),
+        resume=FREE,
+    )
     log_every: int = declare(
         20, help="Steps between metrics records.", type=int, unit="STEPS", low=1, resume=FREE
     )

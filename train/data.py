@@ -28,16 +28,17 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import torch
 import webdataset as wds
 
 from sslx import seeds
 from sslx.common.batching import rank_share
-from sslx.common.crops import CropConfig, decode_rgb, draw_crop, render_crop
+from sslx.common.crops import CropConfig, decode_rgb, draw_crop, render_crop, sample_crops
 from sslx.common.views import ViewSpec, draw_view
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
-from sslx.train.batches import Batch, View, rank_batch_size, steps_per_epoch
+from sslx.train.batches import Batch, Encoded, View, rank_batch_size, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         views: tuple[ViewSpec, ...] = (),
+        encoded: bool = False,
     ) -> None:
         self.folder = Path(folder)
         self.where = str(folder)
@@ -126,6 +128,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.input_size = input_size
         self.crop = crop
         self.views = views  # multi-view methods: each sample decoded once, cropped per view
+        self.encoded = encoded  # --decode gpu: boxes and bytes, decoded on the device
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.rank, self.world_size = rank, world_size
@@ -186,6 +189,8 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield batch
 
     def _decode(self, chunk: list[tuple[int, bytes]]) -> Batch:
+        if self.encoded:
+            return self._boxes(chunk)
         if self.views:
             return self._decode_views(chunk)
         side, size = self.patch_size, self.input_size
@@ -226,6 +231,28 @@ class ShardStream(torch.utils.data.IterableDataset):
         views = [View.of(i, p, s.size) for i, p, s in zip(images, params, self.views, strict=True)]
         bad = len(chunk) - len(keep)
         return Batch.of([], keep, size=side, bad=bad, errors=errors, views=views)
+
+    def _boxes(self, chunk: list[tuple[int, bytes]]) -> Batch:
+        """The batch undecoded (`Encoded`): the bytes, and the boxes and photometric draws
+        the CPU path would have used for each view (`sslx.train.device_decode`)."""
+        side, indices = self.patch_size, [index for index, _ in chunk]
+        if self.views:
+            boxes, params = [], []
+            for v, spec in enumerate(self.views):
+                draws = [draw_view(self.seed, self.epoch, i, v, side, side, spec) for i in indices]
+                boxes.append([box for box, _ in draws])
+                params.append([row for _, row in draws])
+            sizes = tuple(spec.size for spec in self.views)
+        else:
+            c = sample_crops(self.seed, self.epoch, indices, side, side, self.crop)
+            boxes = [list(zip(c.x0, c.y0, c.w, c.h, c.flip, strict=True))]
+            params, sizes = [], (self.input_size,)
+        data = [torch.frombuffer(bytearray(jpeg), dtype=torch.uint8) for _, jpeg in chunk]
+        box_array = torch.tensor(np.array(boxes, np.int64).reshape(len(sizes), len(chunk), 5))
+        views = [View.of([], rows, size) for rows, size in zip(params, sizes, strict=False)]
+        batch = Batch.of([], indices, size=self.input_size, views=views)
+        batch.encoded = Encoded(data, side, box_array, sizes)
+        return batch
 
     def first_images(self, count: int) -> torch.Tensor | None:
         """The first `count` samples of the first shard, whole (no train crop) at the input

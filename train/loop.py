@@ -42,6 +42,7 @@ from sslx.train.batches import (
 from sslx.train.checkpoint import CHECKPOINT_NAME, copy_layers, load_checkpoint
 from sslx.train.config import RunOptions, TrainConfig, write_config
 from sslx.train.data import ShardStream
+from sslx.train.device_decode import decode_on_device
 from sslx.train.methods import plugin
 from sslx.train.methods.base import EpochContext, Method, StepInfo, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
@@ -103,6 +104,8 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     per_rank = rank_batch_size(config.optim.batch_size, dist.world_size)
     method = build_method(config, from_init=payload is None).to(device)
     views = method.views(config.crop, config.model.input_size)
+    if options.decode == "gpu" and type(method).epoch_data is not Method.epoch_data:
+        raise InputError(f"--decode gpu decodes the shard stream; {config.method} reads its own")
     data = method.make_data() or ShardStream(
         config.shards,
         batch_size=config.optim.batch_size,
@@ -113,6 +116,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         rank=dist.rank,
         world_size=dist.world_size,
         views=views,
+        encoded=options.decode == "gpu",
     )
     method.check_data(data.num_samples)
     optimizer = method.configure_optimizer(config.optim)
@@ -210,6 +214,8 @@ def train_one_epoch(
     with _progress_bar(run, steps) as bar:
         live = LivePostfix(bar, run.device)
         for batch in loader:
+            if batch.encoded is not None:  # --decode gpu
+                batch = decode_on_device(batch, run.device)
             bad.check(batch, run)
             output = train_step(run, batch, autocast, steps)
             meter.add({"loss": output.loss, **output.metrics}, len(batch))

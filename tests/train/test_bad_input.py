@@ -159,6 +159,11 @@ CASES = [
     ([*"--shards {empty} --method rotnet".split(), *OUT], "no manifest.json"),
     (["--shards", "{shards}", *OUT], "--method is required"),
     ([], "--method is required (and --shards, or --data-dir)"),
+    (
+        [*"--shards {shards} --method deepcluster --decode gpu".split(), *OUT],
+        "--decode gpu decodes the shard stream; deepcluster reads its own",
+    ),
+    ([*"--shards {shards} --method rotnet --decode tpu".split(), *OUT], "'tpu' is not one of"),
     (["--resume"], "--out is required with --resume"),
     (
         [*"--shards {small_shm} --method rotnet --workers 2 --batch-size 192".split(), *OUT],
