@@ -13,7 +13,7 @@ import click
 from sslx import settings
 from sslx.common.device import usable_cores
 from sslx.datagen.config import PRESETS, SWITCH, AugmentConfig, GenerateConfig
-from sslx.errors import InputError, TrainingDiverged, check_out_apart, first_line
+from sslx.errors import InputError, TrainingDiverged, check_out_apart, first_line, worker_message
 from sslx.options import OUT, QUIET, WORKERS
 from sslx.settings import Setting
 
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _os_error_text(e: OSError) -> str:
     path = e.filename if e.filename is not None else "a file"
-    reason = e.strerror or first_line(e)
+    reason = e.strerror or first_line(OSError(worker_message(str(e))))  # a worker's, too
     if e.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM):
         return f"cannot write {path}: {reason}"
     return f"{path}: {reason}"

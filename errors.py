@@ -20,6 +20,19 @@ class InputError(Exception):
 
     exit_code = 2
 
+    def __init__(self, message: str = "") -> None:
+        super().__init__(worker_message(message))
+
+
+def worker_message(text: str) -> str:
+    """The error itself, where a DataLoader worker re-raises it in the main process: torch
+    rebuilds the exception from "Caught X in DataLoader worker process N." plus the worker's
+    whole traceback, whose last line is "module.X: the message"."""
+    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
+        return text
+    last = text.rstrip().splitlines()[-1]
+    return last.split(": ", 1)[1] if ": " in last else last
+
 
 class TrainingDiverged(Exception):
     """The training loss became non-finite: not bad input, but a run that blew up (too

@@ -101,3 +101,23 @@ def test_generate_without_room_is_one_line_and_exit_2(tmp_path, monkeypatch, cap
     assert main([*"generate --n 20 --size 32 --out".split(), str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sslx: error: not enough disk space"), err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("plain message", "plain message"),
+        (
+            "Caught InputError in DataLoader worker process 0.\nOriginal Traceback (most recent "
+            'call last):\n  File "x.py", line 1, in f\nsslx.errors.InputError: cannot decode '
+            "image a/bad.jpg: not a readable image file\n",
+            "cannot decode image a/bad.jpg: not a readable image file",
+        ),
+        ("Caught X in DataLoader worker process 1.\nOriginal Traceback\nX", "X"),
+    ],
+)
+def test_an_error_from_a_loader_worker_is_its_own_message(text, message):
+    from sslx.errors import InputError, worker_message
+
+    assert worker_message(text) == message
+    assert str(InputError(text)) == message

@@ -118,11 +118,13 @@ def test_bad_input(bad_input, setups, tmp_path, args, message):
     assert not (tmp_path.parent / "MARKER").exists()  # a data folder never runs code
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])  # 2: raised in a loader worker process
 @pytest.mark.parametrize("image", ["truncated_image", "garbage_image"])
-def test_a_corrupt_image_is_one_error_line(setups, tmp_path, capsys, image):
+def test_a_corrupt_image_is_one_error_line(setups, tmp_path, capsys, image, workers):
     """Found while decoding, after the data and dims lines: then one error line, exit 2."""
     data = setups[image](tmp_path)
     args = ["probe", *FAST, *RANDOM, "--data-dir", str(data), "--out", str(tmp_path / "out")]
+    args += ["--workers", workers]
     assert main(args) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("sslx: error: cannot decode image") and "000.png" in lines[-1]
