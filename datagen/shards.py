@@ -174,7 +174,7 @@ def claim_folder(out: Path, identity: dict) -> None:
     if config_path.exists():
         try:
             existing = json.loads(config_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, json.JSONDecodeError, RecursionError) as e:
             raise InputError(f"{config_path} is unreadable ({e}); use an empty --out") from None
         # Versions 1 and 2 write the same shards: a version 1 folder is the same dataset.
         if {**existing, "format_version": FORMAT_VERSION} != identity:
@@ -238,7 +238,7 @@ def read_manifest(folder: str | Path) -> dict:
         raise InputError(f"no {MANIFEST_NAME} in {folder}{hint}")
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, RecursionError) as e:
         raise InputError(f"{path} is unreadable: {e}") from None
     if (
         not isinstance(manifest, dict)

@@ -155,7 +155,7 @@ def _open_cache(cache_dir: Path, name: str, key: dict) -> FeatureCache | None:
         return None
     try:
         stored = json.loads(marker.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return _damaged(marker, "its marker is unreadable")
     if not isinstance(stored, dict) or stored.get("key") != key:
         return None  # another network, data or version of the cache: rebuild quietly

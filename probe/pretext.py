@@ -37,7 +37,7 @@ def metrics_records(path: Path) -> list[dict]:
     for line in path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:  # a run killed mid-write leaves a cut last line
+        except (json.JSONDecodeError, RecursionError):  # a run killed mid-write: a cut line
             continue
         if isinstance(record, dict) and isinstance(record.get("step"), int):
             records.append(record)

@@ -25,7 +25,7 @@ def load_results(folder: Path) -> tuple[dict, list[dict], Path]:
         raise InputError(f"{folder}: no results.json (not an sslx probe --out folder?)")
     try:
         payload = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list) or not results:

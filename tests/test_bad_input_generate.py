@@ -50,6 +50,9 @@ SETUPS = {
     "photos": _image_dir,
     "dataset": _dataset,
     "garbage_config": lambda t: put(t / "half" / shards.CONFIG_NAME, b'{"config": ').parent,
+    "deep_config": lambda t: (
+        put(t / "deep" / shards.CONFIG_NAME, b"[" * 50_000 + b"]" * 50_000).parent
+    ),
 }
 
 
@@ -76,6 +79,7 @@ CASES = [
     (["--out", "{file}"], "exists and is not a folder"),
     (["--out", "{foreign}"], "is not empty"),
     (["--out", "{garbage_config}"], "is unreadable"),
+    (["--out", "{deep_config}"], "is unreadable"),  # JSON nested 50,000 deep
     ([*"--seed 1 --out {dataset}".split()], "different dataset (differs in: config.seed)"),
     ([*"--image {photos} --out {photos}".split()], "overlaps the input --image"),
     ([*"--image {photos} --out {photos}/shards".split()], "overlaps the input --image"),

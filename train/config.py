@@ -223,7 +223,7 @@ def write_config(path: Path, config: TrainConfig) -> None:
 def read_config(path: Path) -> TrainConfig:
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
         raise InputError(f"{path} is unreadable: {first_line(e)}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path} is not a training config")

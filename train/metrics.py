@@ -4,11 +4,13 @@ the meter that averages a method's metrics between two log points."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sslx.atomic import write_text_atomic
+from sslx.errors import InputError
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +34,29 @@ class Meter:
         self.count += n
 
 
+def _records(path: Path) -> list[tuple[str, dict]]:
+    """Each line of a run's metrics.jsonl with its record. The append is not atomic, so a
+    run killed mid-write leaves a torn last line: dropped, with a note. A damaged line
+    before it is refused, naming the file and the way on."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            record = None
+        if isinstance(record, dict):
+            out.append((line, record))
+        elif number == len(lines):
+            print(f"sslx: dropped the torn last line of {path}", file=sys.stderr)
+        else:
+            raise InputError(
+                f"{path} line {number} is not a JSON record; move the file aside to resume "
+                "with a new log"
+            )
+    return out
+
+
 class MetricsLog:
     """Writes only on the main rank. On resume, drops records past the resume step."""
 
@@ -44,9 +69,7 @@ class MetricsLog:
             return
         if resume_step and self.path.exists():
             kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+                line for line, record in _records(self.path) if record.get("step", 0) <= resume_step
             ]
             write_text_atomic(self.path, "".join(f"{line}\n" for line in kept))
         elif self.path.exists():

@@ -54,6 +54,7 @@ SETUPS = {
     "pickle": lambda t: torch.save(argparse.Namespace(a=1), t / "o.pt") or t / "o.pt",
     "probes": lambda t: _probes(t, "probes", [_net("bigan-none-seed0"), _net("random")]),
     "nojson": lambda t: _probes(t, "nojson", "{not json"),
+    "deepjson": lambda t: _probes(t, "deepjson", "[" * 50_000 + "]" * 50_000),
     "noresults": lambda t: _probes(t, "noresults", json.dumps({"results": {}})),
     "unplaced": lambda t: _probes(t, "unplaced", [_net("rotnet-all")]),
     "noconv4": lambda t: _probes(t, "noconv4", [_net("bigan-all-seed0", layers=LAYERS[:3])]),
@@ -84,6 +85,7 @@ CASES = [
     (["filters", "{tmp}/missing.pt", *OUT], "checkpoint not found"),
     (["ablation", "{tmp}/missing", *TO], "no results.json"),
     (["ablation", "{nojson}", *TO], "not valid JSON"),
+    (["modern", "{deepjson}", *TO], "not valid JSON"),  # nested 50,000 deep
     (["ablation", "{noresults}", *TO], "not an sslx probe results.json"),
     (["ablation", "{unplaced}", *TO], "cannot place network 'rotnet-all' in the table"),
     (["ablation", "{noconv4}", *TO], "network 'bigan-all-seed0' has no conv4 probe"),

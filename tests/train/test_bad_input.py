@@ -102,6 +102,14 @@ def one_class(image_folder, t):
     return root
 
 
+def damaged_log(run, t, line: bytes):
+    """A resumable run whose metrics.jsonl has a damaged first line before good ones."""
+    out = copy(run, t / "r")
+    log = out / "metrics.jsonl"
+    log.write_bytes(line + b"\n" + log.read_bytes())
+    return out
+
+
 def with_file(run, t, relative, data):
     out = copy(run, t / "r")
     put(out / relative, data)
@@ -134,9 +142,12 @@ def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run, monk
         "evil_cifar": evil_cifar,
         "run": lambda t: copy(finished_run, t / "r"),
         "bad_yaml": lambda t: with_file(finished_run, t, "config.yaml", b"a: [\n  b: {\n"),
+        "deep_yaml": lambda t: with_file(finished_run, t, "config.yaml", b"[" * 50_000),
         "dc_zero": lambda t: with_file(deepcluster_run, t, zero, b""),
         "dc_garbage": lambda t: with_file(deepcluster_run, t, zero, b"\x93NUMPY garbage"),
         "dc_short": lambda t: with_file(deepcluster_run, t, zero, _npy(np.zeros(3, np.int32))),
+        "dc_bad_log": lambda t: damaged_log(deepcluster_run, t, b"{not json"),
+        "dc_deep_log": lambda t: damaged_log(deepcluster_run, t, b"[" * 50_000 + b"]" * 50_000),
         "unfit": unfit_checkpoint,
         "pickle": lambda t: torch.save(argparse.Namespace(a=1), t / "obj.pt") or t / "obj.pt",
         "file": lambda t: put(t / "file"),
@@ -225,9 +236,12 @@ CASES = [
     ([*"--out {run} --resume --epochs 1".split()], "is finished"),
     ([*NEW, "--out", "{run}"], "add --resume"),
     (["--out", "{bad_yaml}", "--resume"], "config.yaml is unreadable"),
+    (["--out", "{deep_yaml}", "--resume"], "config.yaml is unreadable"),  # nested 50,000 deep
     (["--out", "{dc_zero}", "--resume"], "epoch_0000.npy is damaged"),
     (["--out", "{dc_garbage}", "--resume"], "epoch_0000.npy is damaged"),
     (["--out", "{dc_short}", "--resume"], "epoch_0000.npy is damaged: not 240 cluster labels"),
+    (["--out", "{dc_bad_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record; move"),
+    (["--out", "{dc_deep_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record"),
 ]
 
 
@@ -260,3 +274,14 @@ def test_resume_accepts_the_same_command_and_warns_only_on_a_real_order_change(
     assert "finished 1 epoch(s)" in err and "different order" not in err, err
     assert main([*run, *"--resume --epochs 2 --max-steps 16".split()]) == 0  # extends it
     assert "reached --max-steps at epoch 2" in capsys.readouterr().err
+
+
+def test_a_torn_last_metrics_line_is_dropped_on_resume(deepcluster_run, tmp_path, capsys):
+    """A run killed mid-append leaves a last line without its end: the resume drops it."""
+    run = copy(deepcluster_run, tmp_path / "r")
+    log = run / "metrics.jsonl"
+    log.write_bytes(log.read_bytes() + b'{"step": 1, "loss": 0.5')
+    assert main(["train", "--out", str(run), "--resume", "--max-steps", "2", "--quiet"]) == 0
+    assert "dropped the torn last line of" in capsys.readouterr().err
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all(isinstance(r, dict) for r in records) and records[-1]["step"] == 2
