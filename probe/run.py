@@ -27,7 +27,7 @@ from sslx.common.batching import in_order
 from sslx.common.device import default_workers, pick_device
 from sslx.common.labelled import LabelledSplit
 from sslx.common.timing import StepTimer
-from sslx.errors import InputError
+from sslx.errors import InputError, first_line
 from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.probe.data import Transformed, eval_transform, train_transform
 from sslx.probe.features import (
@@ -163,6 +163,13 @@ def load_state(path: Path | None, key: str) -> dict | None:
             f"{path} is not a readable probe state ({type(e).__name__}); "
             "delete it to start that probe over"
         ) from None
+    shape = {"epoch": int, "probes": dict, "optimizer": dict, "scheduler": dict, "history": dict}
+    damaged = not isinstance(state, dict) or any(
+        not isinstance(state.get(k), kind) or isinstance(state.get(k), bool)
+        for k, kind in shape.items()
+    )
+    if damaged or state["epoch"] < 0 or not isinstance(state.get("result"), (dict, type(None))):
+        raise InputError(f"{path} is a damaged probe state; delete it to start that probe over")
     if state.get("fingerprint") != key:
         raise InputError(
             f"{path} is a probe of another network, dataset or setting; "
@@ -256,9 +263,15 @@ def probe_network(
     history: dict[str, list[float]] = {n: [] for n in probes.layers}
     start = 0
     if state is not None:
-        probes.load_state_dict(state["probes"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
+        try:
+            probes.load_state_dict(state["probes"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["scheduler"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            raise InputError(
+                f"{state_path} does not fit these probes ({first_line(e)}); delete it to "
+                "start that probe over"
+            ) from None
         history, start = state["history"], state["epoch"]
 
     def save(epoch: int, result: ProbeResult | None = None) -> None:

@@ -83,7 +83,60 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has checkpoint format version {payload.get('format_version')}; "
             f"this sslx reads version {FORMAT_VERSION}"
         )
+    problem = _field_problem(payload)
+    if problem:
+        raise InputError(
+            f"{path} is damaged: {problem}; resume from a copy of the run or start a new one"
+        )
     return payload
+
+
+# Each field's type (docs/checkpoints.md). Counts are ints, never bools.
+_FIELDS = {
+    "method": str,
+    "model": dict,
+    "config": dict,
+    "progress": dict,
+    "layout": dict,
+    "data": dict,
+    "backbone": dict,
+    "heads": dict,
+    "optimizer": dict,
+    "scheduler": dict,
+}
+_PROGRESS = {"epoch": int, "step_in_epoch": int, "global_step": int, "finished": bool}
+
+
+def _field_problem(payload: dict) -> str | None:
+    """What is of the wrong type in a checkpoint, or None."""
+
+    def wrong(name: str, value: Any, kind: type) -> str | None:
+        exact = kind is int and isinstance(value, bool)
+        if exact or not isinstance(value, kind):
+            return f"{name} is {type(value).__name__}, not {kind.__name__}"
+        return None
+
+    for name, kind in {**_FIELDS, "method_state": dict}.items():
+        if (name in payload or name in _FIELDS) and (bad := wrong(name, payload.get(name), kind)):
+            return bad
+    for name, kind in _PROGRESS.items():
+        if bad := wrong(f"progress.{name}", payload["progress"].get(name), kind):
+            return bad
+        if kind is int and payload["progress"][name] < 0:
+            return f"progress.{name} is negative"
+    for name, value in payload["layout"].items():
+        if bad := wrong(f"layout.{name}", value, int):
+            return bad
+    for part in ("backbone", "heads"):
+        for name, value in payload[part].items():
+            if not isinstance(value, torch.Tensor):
+                return f"{part}.{name} is {type(value).__name__}, not a tensor"
+    optimizer = payload["optimizer"]
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(
+        optimizer.get("param_groups"), list
+    ):
+        return "optimizer has no state and param_groups"
+    return None
 
 
 def load_backbone(

@@ -126,3 +126,23 @@ def test_damaged_probe_state_and_zero_crop_ratio_are_exit_2(image_folder, tmp_pa
     err = capsys.readouterr().err.strip()  # after the data and dims lines: one error line
     assert "Traceback" not in err and err.splitlines()[-1].startswith("sslx: error:"), err
     assert "not a readable probe state" in err.splitlines()[-1], err
+
+
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ([1, 2, 3], "is a damaged probe state"),
+        ({"fingerprint": "x", "epoch": "1"}, "is a damaged probe state"),
+        ({"epoch": True, "probes": {}, "optimizer": {}, "scheduler": {}, "history": {}}, "damaged"),
+        ({"epoch": 1, "probes": {}, "optimizer": {}, "scheduler": {}, "history": {}}, "another"),
+    ],
+)
+def test_a_probe_state_of_the_wrong_shape_is_one_line(
+    image_folder, tmp_path, capsys, state, message
+):
+    args = _random_conv1(image_folder, tmp_path)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    torch.save(state, tmp_path / "state" / "random.pt")
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("sslx: error:") and message in last, last

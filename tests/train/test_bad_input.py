@@ -102,6 +102,36 @@ def one_class(image_folder, t):
     return root
 
 
+def damaged_checkpoint(run, t, change):
+    """A copy of `run` whose checkpoint has one field changed by `change(payload)`."""
+    out = copy(run, t / "r")
+    payload = torch.load(out / "checkpoint.pt", weights_only=True)
+    change(payload)
+    save_atomic(payload, out / "checkpoint.pt")
+    return out
+
+
+DAMAGED = {  # setup name: (change, message)
+    "ck_epoch": (lambda p: p["progress"].update(epoch="1"), "progress.epoch is str, not int"),
+    "ck_step": (
+        lambda p: p["progress"].update(global_step=True),
+        "progress.global_step is bool, not int",
+    ),
+    "ck_negative": (lambda p: p["progress"].update(epoch=-3), "progress.epoch is negative"),
+    "ck_progress": (lambda p: p.update(progress=[1, 2]), "progress is list, not dict"),
+    "ck_finished": (
+        lambda p: p["progress"].update(finished="no"),
+        "progress.finished is str, not bool",
+    ),
+    "ck_layout": (lambda p: p["layout"].update(workers="0"), "layout.workers is str, not int"),
+    "ck_weight": (
+        lambda p: p["backbone"].update({next(iter(p["backbone"])): "x"}),
+        "backbone.mean is str, not a tensor",
+    ),
+    "ck_optimizer": (lambda p: p["optimizer"].pop("state"), "optimizer has no state and"),
+}
+
+
 def damaged_log(run, t, line: bytes):
     """A resumable run whose metrics.jsonl has a damaged first line before good ones."""
     out = copy(run, t / "r")
@@ -146,6 +176,10 @@ def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run, monk
         "dc_zero": lambda t: with_file(deepcluster_run, t, zero, b""),
         "dc_garbage": lambda t: with_file(deepcluster_run, t, zero, b"\x93NUMPY garbage"),
         "dc_short": lambda t: with_file(deepcluster_run, t, zero, _npy(np.zeros(3, np.int32))),
+        **{
+            name: (lambda t, change=change: damaged_checkpoint(deepcluster_run, t, change))
+            for name, (change, _) in DAMAGED.items()
+        },
         "dc_bad_log": lambda t: damaged_log(deepcluster_run, t, b"{not json"),
         "dc_deep_log": lambda t: damaged_log(deepcluster_run, t, b"[" * 50_000 + b"]" * 50_000),
         "unfit": unfit_checkpoint,
@@ -240,6 +274,10 @@ CASES = [
     (["--out", "{dc_zero}", "--resume"], "epoch_0000.npy is damaged"),
     (["--out", "{dc_garbage}", "--resume"], "epoch_0000.npy is damaged"),
     (["--out", "{dc_short}", "--resume"], "epoch_0000.npy is damaged: not 240 cluster labels"),
+    *(
+        (["--out", f"{{{name}}}", "--resume"], f"checkpoint.pt is damaged: {message}")
+        for name, (_, message) in DAMAGED.items()
+    ),
     (["--out", "{dc_bad_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record; move"),
     (["--out", "{dc_deep_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record"),
 ]

@@ -23,6 +23,7 @@ exactly the same labels.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,7 +214,12 @@ class DeepCluster(Method):
         previous = clusters_path(ctx.out, ctx.epoch - 1)
         nmi = None
         if ctx.epoch > 0 and previous.exists():
-            nmi = float(normalized_mutual_info_score(np.load(previous), result.assignments))
+            n = len(result.assignments)
+            try:  # it only feeds this log: a damaged one costs the figure, not the run
+                before = load_clusters(previous, n, self.k)
+                nmi = float(normalized_mutual_info_score(before, result.assignments))
+            except InputError as e:
+                print(f"sslx: nmi_previous not logged: {e}", file=sys.stderr)
         sizes = np.bincount(result.assignments, minlength=self.k)
         filled = sizes[sizes > 0]
         record = {

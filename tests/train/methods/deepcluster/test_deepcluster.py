@@ -225,3 +225,17 @@ def test_clustering_features_see_the_central_224_of_256(shards, tmp_path):
     assert not torch.allclose(features, resized, atol=1e-4)  # not the whole patch
     box = centre_crops(1, 256, 256, EMBED_CENTRE)
     assert (box.w[0], box.x0[0]) == (224, 16)
+
+
+def test_a_damaged_previous_clusters_file_costs_only_its_nmi(shards, tmp_path, capsys):
+    """The last epoch's clusters only feed the log's nmi_previous: a file of the wrong
+    length is said in one line and the run goes on."""
+    config = _config(shards, epochs=1, clusters=4, pca_dim=8)
+    train(config, tmp_path / "a", _options())
+    np.save(clusters_path(tmp_path / "a", 0), np.zeros(7, np.int32))
+    capsys.readouterr()
+    train(config.with_epochs(2), tmp_path / "a", _options(), resume=True)
+    err = capsys.readouterr().err
+    assert "nmi_previous not logged" in err and "epoch_0000.npy is damaged" in err, err
+    record = [r for r in _records(tmp_path / "a") if r.get("event") == "clustering"][-1]
+    assert record["epoch"] == 2 and record["nmi_previous"] is None
