@@ -63,7 +63,14 @@ def generate(
     paths = expand_sources(images)
     sources = load_sources(paths, min_side=_min_source_side(config))
     identity = sh.dataset_identity(config.to_dict(), [s.info.to_dict() for s in sources])
-    sh.claim_folder(out, identity)
+    lock = sh.claim_folder(out, identity, f"part-{part[0] + 1}-of-{part[1]}")  # side by side
+    try:
+        return _generate(config, paths, sources, identity, out, workers, part, preview, progress)
+    finally:
+        lock.release()
+
+
+def _generate(config, paths, sources, identity, out, workers, part, preview, progress):
     todo = [
         j for j in sh.part_shards(config.num_shards, *part) if not (out / sh.shard_name(j)).exists()
     ]

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from sslx.atomic import TMP_SUFFIX, atomic_write, write_json_atomic
+from sslx.common.locks import FolderLock
 from sslx.datagen.samples_table import ShardRows, data_offset, scan_shard, write_table
 from sslx.errors import InputError
 
@@ -160,8 +161,9 @@ def dataset_identity(config: dict, sources: list[dict]) -> dict:
     }
 
 
-def claim_folder(out: Path, identity: dict) -> None:
-    """Make `out` ours for this dataset, or refuse if it holds something else.
+def claim_folder(out: Path, identity: dict, writer: str = "sslx") -> FolderLock:
+    """Make `out` ours for this dataset, or refuse if it holds something else; returns the
+    lock `writer` holds on it (one process per part, `sslx.common.locks`).
 
     An empty or missing folder is claimed by writing generate-config.json. A folder
     with an equal generate-config.json is a resume. Anything else is refused, so a
@@ -183,15 +185,18 @@ def claim_folder(out: Path, identity: dict) -> None:
                 f"{out} already holds a different dataset (differs in: {diff}); "
                 "use another --out or the same settings"
             )
+        lock = FolderLock(out, writer)
         if existing != identity:
             write_dataset_json(config_path, identity)
-        return
+        return lock
     visible = [p.name for p in out.iterdir() if not p.name.startswith(".")]
     if visible:
         raise InputError(
             f"{out} is not empty and holds no sslx dataset ({visible[0]} ...); use an empty --out"
         )
+    lock = FolderLock(out, writer)
     write_dataset_json(config_path, identity)
+    return lock
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from sslx.cli import main
+from sslx.common.locks import FolderLock
 from sslx.datagen import shards
 
 
@@ -34,6 +35,15 @@ def _dataset(t):
     return out
 
 
+HELD = []  # locks a setup holds for the rest of the session: "another process" writing
+
+
+def _locked_dataset(t):
+    out = _dataset(t)
+    HELD.append(FolderLock(out, "part-1-of-1"))  # the same command, still running
+    return out
+
+
 def put(path, data: bytes = b"x"):
     """Write `data` to `path`, making its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +59,7 @@ SETUPS = {
     "foreign": lambda t: put(t / "foreign" / "a.csv").parent,
     "photos": _image_dir,
     "dataset": _dataset,
+    "locked": _locked_dataset,
     "garbage_config": lambda t: put(t / "half" / shards.CONFIG_NAME, b'{"config": ').parent,
     "deep_config": lambda t: (
         put(t / "deep" / shards.CONFIG_NAME, b"[" * 50_000 + b"]" * 50_000).parent
@@ -79,6 +90,7 @@ CASES = [
     (["--out", "{file}"], "exists and is not a folder"),
     (["--out", "{foreign}"], "is not empty"),
     (["--out", "{garbage_config}"], "is unreadable"),
+    (["--out", "{locked}"], "dataset is being written by process"),
     (["--out", "{deep_config}"], "is unreadable"),  # JSON nested 50,000 deep
     ([*"--seed 1 --out {dataset}".split()], "different dataset (differs in: config.seed)"),
     ([*"--image {photos} --out {photos}".split()], "overlaps the input --image"),

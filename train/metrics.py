@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sslx.atomic import write_text_atomic
+from sslx.common.locks import FolderLock
 from sslx.errors import InputError
 
 if TYPE_CHECKING:
@@ -58,15 +59,26 @@ def _records(path: Path) -> list[tuple[str, dict]]:
 
 
 class MetricsLog:
-    """Writes only on the main rank. On resume, drops records past the resume step."""
+    """Writes only on the main rank. On resume, drops records past the resume step. It holds
+    the run folder's lock while open: a second run into the same folder is refused before
+    it touches the log."""
 
     def __init__(self, run_dir: Path, enabled: bool, resume_step: int = 0) -> None:
         self.enabled = enabled
         self.run_dir = run_dir  # where methods may write their own files (e.g. BiGAN's pictures)
         self.path = run_dir / "metrics.jsonl"
         self.writer = None
+        self.lock = None
         if not enabled:
             return
+        self.lock = FolderLock(run_dir)
+        try:
+            self._open(resume_step)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, resume_step: int) -> None:
         if resume_step and self.path.exists():
             kept = [
                 line for line, record in _records(self.path) if record.get("step", 0) <= resume_step
@@ -76,7 +88,9 @@ class MetricsLog:
             self.path.unlink()
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step or None)
+        self.writer = SummaryWriter(
+            str(self.run_dir / "tensorboard"), purge_step=resume_step or None
+        )
 
     def write(self, record: dict, step: int, prefix: str = "train") -> None:
         if not self.enabled:
@@ -95,3 +109,5 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.lock is not None:
+            self.lock.release()

@@ -49,8 +49,12 @@ def test_shard_ranges_tile_the_dataset():
 
 def test_folder_claims(tmp_path):
     identity = sh.dataset_identity({"n": 10}, [])
-    sh.claim_folder(tmp_path / "new", identity)
-    sh.claim_folder(tmp_path / "new", identity)  # a resume
+    first = sh.claim_folder(tmp_path / "new", identity)
+    with pytest.raises(InputError, match=r"new is being written by process \d+ \("):
+        sh.claim_folder(tmp_path / "new", identity)  # while the first one writes
+    first.release()
+    sh.claim_folder(tmp_path / "new", identity).release()  # a resume
+    sh.claim_folder(tmp_path / "new", identity, "part-1-of-2").release()  # parts side by side
     with pytest.raises(InputError, match=r"different dataset \(differs in: config.n\)"):
         sh.claim_folder(tmp_path / "new", sh.dataset_identity({"n": 11}, []))
     (tmp_path / "other").mkdir()
@@ -66,7 +70,7 @@ def test_folder_claims(tmp_path):
 def test_read_manifest_errors(tmp_path):
     with pytest.raises(InputError, match="not found"):
         sh.read_manifest(tmp_path / "nope")
-    sh.claim_folder(tmp_path, sh.dataset_identity({}, []))
+    sh.claim_folder(tmp_path, sh.dataset_identity({}, [])).release()
     with pytest.raises(InputError, match="not finished"):
         sh.read_manifest(tmp_path)
     (tmp_path / sh.MANIFEST_NAME).write_text("{broken")

@@ -14,6 +14,7 @@ import torch
 from sslx.atomic import save_torch_atomic as save_atomic
 from sslx.cli import main
 from sslx.common import device
+from sslx.common.locks import FolderLock
 from sslx.train.checkpoint import build_checkpoint
 from sslx.train.methods.deepcluster.method import clusters_path
 
@@ -132,6 +133,15 @@ DAMAGED = {  # setup name: (change, message)
 }
 
 
+HELD = []  # locks a setup holds: "another run" writing that folder
+
+
+def locked(run, t):
+    out = copy(run, t / "r")
+    HELD.append(FolderLock(out))
+    return out
+
+
 def damaged_log(run, t, line: bytes):
     """A resumable run whose metrics.jsonl has a damaged first line before good ones."""
     out = copy(run, t / "r")
@@ -181,6 +191,7 @@ def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run, monk
             for name, (change, _) in DAMAGED.items()
         },
         "dc_bad_log": lambda t: damaged_log(deepcluster_run, t, b"{not json"),
+        "locked": lambda t: locked(deepcluster_run, t),
         "dc_deep_log": lambda t: damaged_log(deepcluster_run, t, b"[" * 50_000 + b"]" * 50_000),
         "unfit": unfit_checkpoint,
         "pickle": lambda t: torch.save(argparse.Namespace(a=1), t / "obj.pt") or t / "obj.pt",
@@ -278,6 +289,7 @@ CASES = [
         (["--out", f"{{{name}}}", "--resume"], f"checkpoint.pt is damaged: {message}")
         for name, (_, message) in DAMAGED.items()
     ),
+    (["--out", "{locked}", "--resume"], "r is being written by process"),
     (["--out", "{dc_bad_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record; move"),
     (["--out", "{dc_deep_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record"),
 ]
