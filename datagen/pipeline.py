@@ -71,9 +71,9 @@ def generate(
 
 
 def _generate(config, paths, sources, identity, out, workers, part, preview, progress):
-    todo = [
-        j for j in sh.part_shards(config.num_shards, *part) if not (out / sh.shard_name(j)).exists()
-    ]
+    mine = sh.part_shards(config.num_shards, *part)
+    sh.remove_stale_temporaries(out, mine)  # an interrupted run's, of this part's shards
+    todo = [j for j in mine if not _written(out / sh.shard_name(j))]
     _forecast(config, sources, out, todo, workers, progress)
 
     if preview is not None:
@@ -234,6 +234,18 @@ def _finish(
     table = write_table(out, rows)
     sh.write_manifest(out, sh.build_manifest(identity, records, table))
     sh.remove_stale_temporaries(out)
+
+
+def _written(shard: Path) -> bool:
+    """A shard on disk counts as written unless it is empty: shards are renamed into place
+    whole, so an empty one was left by something else (a crash of the file system, a
+    copy); it is written again rather than failing every rerun."""
+    if not shard.exists():
+        return False
+    if shard.stat().st_size == 0:
+        print(f"sslx: {shard} is empty; writing it again", file=sys.stderr)
+        return False
+    return True
 
 
 def _check_preview_path(path: Path) -> None:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from sslx.atomic import write_bytes_atomic
 from sslx.datagen.sampling import PatchParams
-from sslx.errors import InputError
+from sslx.errors import InputError, first_line
 
 TABLE_NAME = "samples.parquet"
 TAR_BLOCK = 512
@@ -91,7 +91,10 @@ def scan_shard(path: Path, shard: int) -> ShardRows:
                     raw.seek(member.offset_data)
                     rows.add_json(member.offset_data, raw.read(member.size))
     except (OSError, tarfile.TarError, ValueError) as e:
-        raise InputError(f"{path} is not a readable shard: {e}") from None
+        raise InputError(
+            f"{path} is not a readable shard ({first_line(e)}); delete it and rerun sslx "
+            "generate to write it again"
+        ) from None
     return rows
 
 

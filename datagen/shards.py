@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -334,7 +334,12 @@ def check_shard_files(folder: str | Path, manifest: dict, verify: bool = False) 
         )
 
 
-def remove_stale_temporaries(out: Path) -> None:
-    """Drop temporary files of interrupted runs; call only once every shard exists."""
-    for p in out.glob(f".*{TMP_SUFFIX}"):
+def remove_stale_temporaries(out: Path, shards: Sequence[int] | None = None) -> None:
+    """Drop temporary files of interrupted runs: those of `shards` (a part's, while its
+    lock is held, so no other process writes them), or all once every shard exists."""
+    if shards is None:
+        stale = list(out.glob(f".*{TMP_SUFFIX}"))
+    else:
+        stale = [p for j in shards for p in out.glob(f".{shard_name(j)}.*{TMP_SUFFIX}")]
+    for p in stale:
         p.unlink(missing_ok=True)

@@ -38,6 +38,14 @@ def _dataset(t):
 HELD = []  # locks a setup holds for the rest of the session: "another process" writing
 
 
+def _damaged_shard(t):
+    """A dataset whose manifest is not written yet and one of whose shards is garbage."""
+    out = _dataset(t)
+    (out / "manifest.json").unlink()
+    (out / "shard-000000.tar").write_bytes(b"not a tar file" * 100)
+    return out
+
+
 def _locked_dataset(t):
     out = _dataset(t)
     HELD.append(FolderLock(out, "part-1-of-1"))  # the same command, still running
@@ -60,6 +68,7 @@ SETUPS = {
     "photos": _image_dir,
     "dataset": _dataset,
     "locked": _locked_dataset,
+    "damaged_shard": _damaged_shard,
     "garbage_config": lambda t: put(t / "half" / shards.CONFIG_NAME, b'{"config": ').parent,
     "deep_config": lambda t: (
         put(t / "deep" / shards.CONFIG_NAME, b"[" * 50_000 + b"]" * 50_000).parent
@@ -91,6 +100,7 @@ CASES = [
     (["--out", "{foreign}"], "is not empty"),
     (["--out", "{garbage_config}"], "is unreadable"),
     (["--out", "{locked}"], "dataset is being written by process"),
+    (["--out", "{damaged_shard}"], "shard-000000.tar is not a readable shard (file could not"),
     (["--out", "{deep_config}"], "is unreadable"),  # JSON nested 50,000 deep
     ([*"--seed 1 --out {dataset}".split()], "different dataset (differs in: config.seed)"),
     ([*"--image {photos} --out {photos}".split()], "overlaps the input --image"),

@@ -210,3 +210,19 @@ def test_a_version_1_dataset_loads_and_gains_the_table(reference, photo, tmp_pat
     again = _as_version_1(reference, tmp_path / "b")
     report = generate(CONFIG, [photo], again, progress=False)
     assert report.shards_written == () and files(again) == files(reference)
+
+
+def test_leftovers_of_interrupted_runs_are_dropped_or_rewritten(reference, photo, tmp_path):
+    """An empty shard is written again (not a failure on every rerun); a part drops its own
+    shards' temporaries at once, and leaves another part's alone until the dataset is whole."""
+    first = generate(CONFIG, [photo], tmp_path, part=(0, 2), progress=False)
+    assert first.shards_written == (0, 2, 4)
+    (tmp_path / "shard-000002.tar").write_bytes(b"")
+    mine = tmp_path / ".shard-000000.tar.host.1.tmp"
+    theirs = tmp_path / ".shard-000001.tar.host.2.tmp"
+    for leftover in (mine, theirs):
+        leftover.write_bytes(b"x" * 1000)
+    again = generate(CONFIG, [photo], tmp_path, part=(0, 2), progress=False)
+    assert again.shards_written == (2,) and not mine.exists() and theirs.exists()
+    generate(CONFIG, [photo], tmp_path, part=(1, 2), progress=False)
+    assert files(tmp_path) == files(reference)  # whole: every temporary gone, same bytes
