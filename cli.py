@@ -13,7 +13,14 @@ import click
 from sslx import settings
 from sslx.common.device import usable_cores
 from sslx.datagen.config import PRESETS, SWITCH, AugmentConfig, GenerateConfig
-from sslx.errors import InputError, TrainingDiverged, check_out_apart, first_line, worker_message
+from sslx.errors import (
+    InputError,
+    TrainingDiverged,
+    check_apart,
+    check_out_apart,
+    first_line,
+    worker_message,
+)
 from sslx.options import OUT, QUIET, WORKERS
 from sslx.settings import Setting
 
@@ -109,7 +116,10 @@ def generate(images, out, workers, part, preset, preview, quiet, **values) -> No
     from sslx.datagen.shards import parse_part
     from sslx.datagen.sources import default_image
 
-    check_out_apart(out, [("--image", image) for image in images if Path(image).is_dir()])
+    folders = [image for image in images if Path(image).is_dir()]
+    check_out_apart(out, [("--image", image) for image in folders])
+    for image in folders:  # a preview among the photos would be a source on the next run
+        check_apart(("--preview", preview), ("--image", image), "it would become a source photo")
     switches = {k: values[k] for k in settings.declared(AugmentConfig)}
     augment = AugmentConfig.from_preset(preset, **switches)
     config = settings.build(GenerateConfig, {**values, "augment": augment})

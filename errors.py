@@ -52,12 +52,26 @@ def first_line(error: BaseException) -> str:
 def check_out_apart(out: Path, inputs: list[tuple[str, Path | str | None]]) -> None:
     """Refuse an output folder that is, is inside, or contains an input folder: writing
     results into the data (or data into the results) corrupts both."""
-    target = Path(out).expanduser().resolve()
     for flag, path in inputs:
-        if path is None or str(path) == "":
-            continue
-        source = Path(path).expanduser().resolve()
-        if target == source or source in target.parents or target in source.parents:
+        if overlap(out, path):
             raise InputError(
                 f"--out {out} overlaps the input {flag} {path}; choose an --out outside it"
             )
+
+
+def check_apart(
+    first: tuple[str, Path | str | None], second: tuple[str, Path | str | None], why: str
+) -> None:
+    """Refuse two folders given for different things that are one, or one inside the
+    other (compared resolved, links followed); `why` says what would go wrong."""
+    (flag_a, a), (flag_b, b) = first, second
+    if overlap(a, b):
+        raise InputError(f"{flag_a} {a} overlaps {flag_b} {b}: {why}; give folders apart")
+
+
+def overlap(a: Path | str | None, b: Path | str | None) -> bool:
+    """Whether two paths are one, or one is inside the other (resolved); False for None."""
+    if a is None or b is None or str(a) == "" or str(b) == "":
+        return False
+    x, y = Path(a).expanduser().resolve(), Path(b).expanduser().resolve()
+    return x == y or x in y.parents or y in x.parents

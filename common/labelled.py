@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +33,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from sslx import seeds
 from sslx.common.crops import CropConfig, decode_rgb, draw_crop
 from sslx.common.datasets import DATASETS, DEFAULT_VAL_FRACTION, LabelledConfig
-from sslx.errors import InputError
+from sslx.errors import InputError, check_apart
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,41 @@ def held_out_split(targets, fraction: float, seed: int) -> tuple[list[int], list
     return sorted(train), sorted(val)
 
 
+class _LoopSafeFolder(ImageFolder):
+    """torchvision's ImageFolder, whose walk follows links: a link loop in a class folder
+    would list its images up to 40 times over, and a held-out split would then share
+    images with training. Here each real folder is walked once, and an image reached
+    twice (two links to one file) is refused."""
+
+    @staticmethod
+    def make_dataset(
+        directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False
+    ):
+        seen_dirs: set[str] = set()
+        seen_files: dict[str, str] = {}
+        samples = []
+        for name in sorted(class_to_idx):
+            folders = []
+            for top, dirs, files in os.walk(os.path.join(directory, name), followlinks=True):
+                real = os.path.realpath(top)
+                if real in seen_dirs:
+                    dirs[:] = []  # a loop, or a folder linked twice: already listed
+                    continue
+                seen_dirs.add(real)
+                folders.append((top, files))
+            for top, files in sorted(folders):  # torchvision's order: by folder path, file name
+                for file in sorted(files):
+                    path = os.path.join(top, file)
+                    if not has_file_allowed_extension(path, IMG_EXTENSIONS):
+                        continue
+                    target = os.path.realpath(path)
+                    if target in seen_files:
+                        raise InputError(f"{path} and {seen_files[target]} are one image (a link)")
+                    seen_files[target] = path
+                    samples.append((path, class_to_idx[name]))
+        return samples
+
+
 def image_folder(root: Path) -> ImageFolder:
     """An ImageFolder with one-line errors for a missing path, no classes or an empty class."""
     root = Path(root)
@@ -127,7 +164,7 @@ def image_folder(root: Path) -> ImageFolder:
         raise InputError(f"dataset path not found: {root}")
     if not any(p.is_dir() for p in root.iterdir()):
         raise InputError(f"{root} has no class folders (expected {root}/<class>/<image>)")
-    dataset = ImageFolder(str(root), loader=read_rgb, allow_empty=True)
+    dataset = _LoopSafeFolder(str(root), loader=read_rgb, allow_empty=True)
     counts = np.bincount(dataset.targets, minlength=len(dataset.classes))
     empty = [c for c, n in zip(dataset.classes, counts, strict=True) if n == 0]
     if empty:
@@ -232,6 +269,8 @@ def load_labelled(
 
 def _with_validation(train, classes, info, val_dir, val_fraction, split_seed) -> LabelledSplit:
     if val_dir is not None:
+        why = "the same images would be in training and validation"
+        check_apart(("--val-dir", val_dir), ("--data-dir", info["data_dir"]), why)
         val = image_folder(Path(val_dir))
         if list(val.classes) != classes:
             raise InputError(f"--val-dir {val_dir} has other classes than the training data")

@@ -17,7 +17,7 @@ import click
 
 from sslx import settings
 from sslx.common.datasets import CIFAR_DATASETS, LabelledConfig, eval_crop_ratio
-from sslx.errors import InputError, check_out_apart
+from sslx.errors import InputError, check_apart, check_out_apart
 from sslx.options import OUT
 from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.settings import Setting
@@ -89,6 +89,9 @@ def probe(**flags: Any) -> None:
     source = settings.build(LabelledConfig, flags)
     options = settings.build(ProbeOptions, flags)
     check_out_apart(flags["out"], settings.locations(source))
+    for flag, path in settings.locations(source):
+        why = "its files would be read as part of the data"
+        check_apart(("--cache-dir", options.cache_dir), (flag, path), why)
     dataset = source.dataset
     config = settings.build(
         ProbeConfig,

@@ -100,6 +100,10 @@ CASES = [
     (["--out", "{foreign}"], "is not empty"),
     (["--out", "{garbage_config}"], "is unreadable"),
     (["--out", "{locked}"], "dataset is being written by process"),
+    (
+        [*"--image {photos} --preview {photos}/preview.png".split(), *OUT],
+        "it would become a source photo",
+    ),
     (["--out", "{damaged_shard}"], "shard-000000.tar is not a readable shard (file could not"),
     (["--out", "{deep_config}"], "is unreadable"),  # JSON nested 50,000 deep
     ([*"--seed 1 --out {dataset}".split()], "different dataset (differs in: config.seed)"),

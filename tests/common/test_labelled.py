@@ -1,3 +1,6 @@
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -45,3 +48,18 @@ def test_bad_layouts_are_input_errors(tmp_path, image_folder):
         load_labelled("imagefolder", tmp_path / "tree")
     with pytest.raises(InputError, match="10 class folders"):
         load_labelled("cifar10", image_folder)
+
+
+def test_a_link_loop_in_a_class_folder_lists_each_image_once(image_folder, tmp_path):
+    """torchvision's walk would follow the loop 40 levels deep and list every image ~40
+    times, so that a held-out split shares images with training."""
+    from sslx.common.labelled import image_folder as read_folder
+
+    root = shutil.copytree(image_folder, tmp_path / "images")
+    (root / "red" / "loop").symlink_to(root / "red", target_is_directory=True)
+    (root / "green" / "elsewhere").symlink_to(root / "blue", target_is_directory=True)
+    plain = read_folder(image_folder)
+    looped = read_folder(root)
+    assert len(looped.samples) == len(plain.samples)
+    names = [Path(p).relative_to(root).as_posix() for p, _ in looped.samples]
+    assert names == [Path(p).relative_to(image_folder).as_posix() for p, _ in plain.samples]

@@ -60,6 +60,7 @@ def setups(image_folder, evil_cifar):
             put(put(t / "ec" / "cat" / ".k").parent.parent / "dog" / ".k").parent.parent
         ),
         "folder": lambda t: shutil.copytree(image_folder, t / "images"),
+        "twice": lambda t: linked_twice(image_folder, t),
         "one_class": lambda t: shutil.copytree(image_folder / "red", t / "one" / "red").parent,
         "evil_cifar": evil_cifar,
         "foreign": lambda t: torch.save({"state_dict": {}}, t / "f.pt") or t / "f.pt",
@@ -71,9 +72,27 @@ def setups(image_folder, evil_cifar):
     }
 
 
+def linked_twice(image_folder, t):
+    """A class folder holding a link to one of its own images."""
+    root = shutil.copytree(image_folder, t / "images")
+    first = sorted((root / "red").iterdir())[0]
+    (root / "red" / "zz-again.png").symlink_to(first)
+    return root
+
+
 RANDOM = ["--random-init", "--size", "32"]
 OUT = ["--out", "{tmp}/out"]
 CASES = [
+    ([*RANDOM, *"--data-dir {folder} --val-dir {folder}".split(), *OUT], "overlaps --data-dir"),
+    (
+        [*RANDOM, *"--data-dir {folder} --val-dir {folder}/red".split(), *OUT],
+        "the same images would be in training and validation",
+    ),
+    (
+        [*RANDOM, *"--data-dir {folder} --cache-dir {folder}/cache".split(), *OUT],
+        "--cache-dir {tmp}/images/cache overlaps --data-dir",
+    ),
+    ([*RANDOM, "--data-dir", "{twice}", *OUT], "are one image (a link)"),
     ([*RANDOM, "--data-dir", "{folder}"], "Missing option '--out'"),
     ([*RANDOM, "--data-dir", "{missing}", *OUT], "dataset path not found"),
     ([*RANDOM, "--data-dir", "{flat}", *OUT], "no class folders"),
