@@ -155,12 +155,28 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(f"cannot read {path}: {e.strerror}") from None
 
 
+def _declared_bits(im: Image.Image) -> int:
+    """Bits per sample of an integer greyscale image: TIFF says so (tag 258); PNG's "I"
+    modes are its 16-bit greyscale."""
+    tags = getattr(im, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = bits[0]
+    return int(bits) if bits else 16
+
+
 def _to_rgb8(im: Image.Image, notes: list[str]) -> np.ndarray:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # The range comes from the declared type, never from the values: a dark 16-bit
+        # image is dark, and a float image is [0, 1] (TIFF's SampleFormat convention).
         grey = np.asarray(im).astype(np.float64)
-        if im.mode != "F" and grey.max(initial=0) > 255:
-            grey = grey / 257.0  # 65535 -> 255
-            notes.append("16-bit-scaled-to-8-bit")
+        if im.mode == "F":
+            grey = grey * 255.0
+            notes.append("float-0-1-scaled-to-8-bit")
+        else:
+            bits = _declared_bits(im)
+            grey = grey * (255.0 / (2**bits - 1))  # 16 bits: 65535 -> 255
+            notes.append(f"{bits}-bit-scaled-to-8-bit")
         grey = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
         notes.append("greyscale-replicated")
         return np.repeat(grey[:, :, None], 3, axis=2)

@@ -111,3 +111,21 @@ def test_folders_expand_to_sorted_images(tmp_path):
         expand_sources([tmp_path / "empty"])
     with pytest.raises(InputError, match="not found"):
         expand_sources([tmp_path / "nope.jpg"])
+
+
+@pytest.mark.parametrize(
+    "pixels, mode, want, note",
+    [
+        # 16-bit whose values are all <= 255: a dark image, not an 8-bit one.
+        (np.full((40, 40), 255, np.uint16), "I;16", 1, "16-bit-scaled-to-8-bit"),
+        (np.full((40, 40), 65535, np.uint16), "I;16", 255, "16-bit-scaled-to-8-bit"),
+        # float in [0, 1]: mid-grey, not rounded to black or white.
+        (np.full((40, 40), 0.5, np.float32), "F", 128, "float-0-1-scaled-to-8-bit"),
+    ],
+)
+def test_the_pixel_range_comes_from_the_declared_type(tmp_path, pixels, mode, want, note):
+    path = tmp_path / ("d.tif" if mode == "F" else "d.png")
+    Image.fromarray(pixels).save(path)
+    src = load_source(path, 0)
+    assert src.info.mode == mode and note in src.info.notes
+    assert (src.image == want).all(), np.unique(src.image)
