@@ -100,10 +100,46 @@ _REDUCED = {
 }
 
 
+# More pixels than this is refused by the image's header (0.5 GB as RGB): Pillow's own
+# decompression-bomb limit (2 x its MAX_IMAGE_PIXELS), so both readers agree.
+MAX_PIXELS = 178_956_970
+
+
 def decode_rgb(data: bytes, factor: int = 1) -> np.ndarray | None:
-    """An encoded image -> RGB uint8 HWC (decoded at 1/factor), or None if undecodable."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[factor])
+    """An encoded image -> RGB uint8 HWC (decoded at 1/factor), or None if undecodable or
+    if its header declares more than `MAX_PIXELS` (checked before any decoding)."""
+    size = jpeg_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        return None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[factor])
+    except cv2.error:  # OpenCV's own limits (CV_IO_MAX_IMAGE_PIXELS), for other formats
+        return None
     return None if image is None else image[:, :, ::-1]
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's frame header, without decoding; None if `data` is not
+    a JPEG or has no frame header before its scan."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(
+                data[i + 7 : i + 9], "big"
+            )
+        if marker == 0xDA or length < 2:  # the scan starts, or a broken segment
+            return None
+        i += 2 + length
+    return None
 
 
 def draw_crop(

@@ -23,6 +23,7 @@ view (`LabelledViews`), gives the run's `val_top1` after every epoch.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -31,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from sslx import seeds
-from sslx.common.crops import CropConfig, decode_rgb, draw_crop
+from sslx.common.crops import MAX_PIXELS, CropConfig, decode_rgb, draw_crop, jpeg_size
 from sslx.common.datasets import DATASETS, DEFAULT_VAL_FRACTION, LabelledConfig
 from sslx.errors import InputError, check_apart
 
@@ -84,10 +86,29 @@ def read_rgb(path: str) -> torch.Tensor:
         data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(f"cannot read image {path}: {e.strerror}") from None
+    if _too_large(data):
+        raise InputError(
+            f"image {path} declares more than the {MAX_PIXELS:,} pixels sslx decodes; resize it"
+        )
     image = decode_rgb(data)
     if image is None:
         raise InputError(f"cannot decode image {path}: not a readable image file")
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
+def _too_large(data: bytes) -> bool:
+    """Whether an image file's header declares more than `MAX_PIXELS` (read without
+    decoding: the JPEG frame header, else Pillow's header reader and its bomb check)."""
+    size = jpeg_size(data)
+    if size is not None:
+        return size[0] * size[1] > MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size[0] * im.size[1] > MAX_PIXELS
+    except Image.DecompressionBombError:
+        return True
+    except (OSError, SyntaxError, ValueError):
+        return False  # no header Pillow knows: the decoder says what is wrong
 
 
 class ArrayImages(Dataset):

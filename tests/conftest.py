@@ -232,3 +232,19 @@ def bad_input(tmp_path, capsys, monkeypatch):
         return err
 
     return check
+
+
+@pytest.fixture(scope="session")
+def jpeg_claiming():
+    """`jpeg_claiming(side)`: a small JPEG whose frame header claims side x side pixels
+    (a decoder-limit case)."""
+
+    def make(side: int) -> bytes:
+        _, encoded = cv2.imencode(".jpg", np.zeros((16, 24, 3), np.uint8))
+        data, i = bytearray(encoded.tobytes()), 2
+        while not (0xC0 <= data[i + 1] <= 0xCF and data[i + 1] not in (0xC4, 0xC8, 0xCC)):
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        data[i + 5 : i + 9] = side.to_bytes(2, "big") * 2
+        return bytes(data)
+
+    return make

@@ -34,7 +34,14 @@ import webdataset as wds
 
 from sslx import seeds
 from sslx.common.batching import rank_share
-from sslx.common.crops import CropConfig, decode_rgb, draw_crop, render_crop, sample_crops
+from sslx.common.crops import (
+    CropConfig,
+    decode_rgb,
+    draw_crop,
+    jpeg_size,
+    render_crop,
+    sample_crops,
+)
 from sslx.common.views import ViewSpec, draw_view
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
@@ -235,7 +242,16 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _boxes(self, chunk: list[tuple[int, bytes]]) -> Batch:
         """The batch undecoded (`Encoded`): the bytes, and the boxes and photometric draws
         the CPU path would have used for each view (`sslx.train.device_decode`)."""
-        side, indices = self.patch_size, [index for index, _ in chunk]
+        side = self.patch_size
+        # Only JPEGs whose header says side x side go to the device decoder: a forged
+        # 60000 x 60000 header must not reach it (the CPU path refuses it the same way).
+        good = [(i, jpeg) for i, jpeg in chunk if jpeg_size(jpeg) == (side, side)]
+        errors = [
+            f"sample {i:09d} is not a decodable {side}x{side} JPEG"
+            for i, jpeg in chunk
+            if jpeg_size(jpeg) != (side, side)
+        ]
+        chunk, indices = good, [index for index, _ in good]
         if self.views:
             boxes, params = [], []
             for v, spec in enumerate(self.views):
@@ -250,7 +266,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         data = [torch.frombuffer(bytearray(jpeg), dtype=torch.uint8) for _, jpeg in chunk]
         box_array = torch.tensor(np.array(boxes, np.int64).reshape(len(sizes), len(chunk), 5))
         views = [View.of([], rows, size) for rows, size in zip(params, sizes, strict=False)]
-        batch = Batch.of([], indices, size=self.input_size, views=views)
+        bad = len(errors)
+        batch = Batch.of([], indices, size=self.input_size, bad=bad, errors=errors, views=views)
         batch.encoded = Encoded(data, side, box_array, sizes)
         return batch
 

@@ -104,3 +104,16 @@ def test_render_crop_rejects_undecodable_or_wrong_size_jpegs():
     jpeg, _ = _jpeg()
     assert render_crop(b"not a jpeg", 0, 0, 10, 10, False, 8, (256, 256)) is None
     assert render_crop(jpeg, 0, 0, 100, 100, False, 64, (128, 128)) is None
+
+
+def test_a_jpeg_claiming_too_many_pixels_is_refused_by_its_header(jpeg_claiming):
+    """60000 x 60000 would end in an OpenCV assertion (or a 10 GB allocation): refused
+    from the header, before any decoding, as an undecodable sample."""
+    from sslx.common.crops import MAX_PIXELS, decode_rgb, jpeg_size
+
+    _, encoded = cv2.imencode(".jpg", np.zeros((16, 24, 3), np.uint8))
+    assert jpeg_size(encoded.tobytes()) == (16, 24)
+    assert jpeg_size(b"\x89PNG....") is None and jpeg_size(b"\xff\xd8") is None
+    huge = jpeg_claiming(60000)
+    assert jpeg_size(huge) == (60000, 60000) and MAX_PIXELS < 60000**2
+    assert decode_rgb(huge) is None

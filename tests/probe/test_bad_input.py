@@ -51,7 +51,7 @@ def corrupt_image(image_folder, t, data):
 
 
 @pytest.fixture
-def setups(image_folder, evil_cifar):
+def setups(image_folder, evil_cifar, jpeg_claiming):
     png = (image_folder / "red" / "000.png").read_bytes()
     return {
         "missing": lambda t: t / "missing",
@@ -61,6 +61,7 @@ def setups(image_folder, evil_cifar):
         ),
         "folder": lambda t: shutil.copytree(image_folder, t / "images"),
         "twice": lambda t: linked_twice(image_folder, t),
+        "huge": lambda t: with_huge_image(image_folder, t, jpeg_claiming),
         "one_class": lambda t: shutil.copytree(image_folder / "red", t / "one" / "red").parent,
         "evil_cifar": evil_cifar,
         "foreign": lambda t: torch.save({"state_dict": {}}, t / "f.pt") or t / "f.pt",
@@ -70,6 +71,13 @@ def setups(image_folder, evil_cifar):
         "truncated_image": lambda t: corrupt_image(image_folder, t, png[: len(png) // 2]),
         "garbage_image": lambda t: corrupt_image(image_folder, t, b"not an image"),
     }
+
+
+def with_huge_image(image_folder, t, jpeg_claiming):
+    """A class folder holding a JPEG whose header claims 60000 x 60000 pixels."""
+    root = shutil.copytree(image_folder, t / "images")
+    (root / "red" / "000-huge.jpg").write_bytes(jpeg_claiming(60000))
+    return root
 
 
 def linked_twice(image_folder, t):
@@ -138,7 +146,7 @@ def test_bad_input(bad_input, setups, tmp_path, args, message):
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])  # 2: raised in a loader worker process
-@pytest.mark.parametrize("image", ["truncated_image", "garbage_image"])
+@pytest.mark.parametrize("image", ["truncated_image", "garbage_image", "huge"])
 def test_a_corrupt_image_is_one_error_line(setups, tmp_path, capsys, image, workers):
     """Found while decoding, after the data and dims lines: then one error line, exit 2."""
     data = setups[image](tmp_path)
@@ -146,7 +154,10 @@ def test_a_corrupt_image_is_one_error_line(setups, tmp_path, capsys, image, work
     args += ["--workers", workers]
     assert main(args) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines[-1].startswith("sslx: error: cannot decode image") and "000.png" in lines[-1]
+    assert lines[-1].startswith("sslx: error: "), lines
+    assert ("cannot decode image" in lines[-1] and "000.png" in lines[-1]) or (
+        "000-huge.jpg declares more than the 178,956,970 pixels sslx decodes" in lines[-1]
+    ), lines
     assert not any(line.startswith(("sslx", "Traceback")) for line in lines[:-1]), lines
 
 
