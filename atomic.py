@@ -7,8 +7,11 @@ the CLI can import it cheaply.
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,16 +74,53 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def write_json_atomic(path: str | Path, data: Any, **dumps: Any) -> None:
-    """`json.dumps(data, **dumps)` plus a final newline."""
-    write_text_atomic(path, json.dumps(data, **dumps) + "\n")
+    """`json.dumps(data, **dumps)` plus a final newline, strict JSON: a NaN or infinity,
+    which other readers refuse, is written as null (sslx never writes a number it lost)."""
+    write_text_atomic(path, json.dumps(strict_json(data), allow_nan=False, **dumps) + "\n")
+
+
+def strict_json(data: Any) -> Any:
+    """`data` with every non-finite float replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(v) for v in data]
+    return data
 
 
 def save_torch_atomic(payload: Any, path: str | Path) -> None:
-    """`torch.save(payload)` to `path`, like every other output (torch imported on use)."""
+    """`torch.save(payload)` to `path`, like every other output (torch imported on use).
+    A full disk, which torch's zip writer reports as "enforce fail", is an OSError naming
+    the file and the space it needed; the previous file stays as it was."""
     import torch
 
-    with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
+    try:
+        with atomic_write(path, "wb") as f:
+            torch.save(payload, f)
+    except RuntimeError as e:
+        free = shutil.disk_usage(Path(path).parent).free
+        need = _tensor_bytes(payload)
+        if need < free:
+            raise
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device (it needs about {need / 1e9:.2f} GB, "
+            f"{free / 1e9:.2f} GB are free; free some and rerun to resume)",
+            str(path),
+        ) from e
+
+
+def _tensor_bytes(payload: Any) -> int:
+    """The bytes of the tensors in a nested payload (about what torch.save writes)."""
+    if hasattr(payload, "element_size") and hasattr(payload, "nelement"):
+        return payload.element_size() * payload.nelement()
+    if isinstance(payload, dict):
+        return sum(_tensor_bytes(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in payload)
+    return 0
 
 
 def write_png_atomic(path: str | Path, figure: Any) -> None:

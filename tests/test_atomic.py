@@ -72,3 +72,15 @@ def test_importing_it_imports_neither_torch_nor_numpy():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_json_that_sslx_writes_is_strict(tmp_path):
+    from sslx.atomic import write_json_atomic
+
+    write_json_atomic(tmp_path / "r.json", {"a": float("nan"), "b": [1.0, float("inf")], "c": 2})
+    text = (tmp_path / "r.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "a": None,
+        "b": [1.0, None],
+        "c": 2,
+    }

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sslx.atomic import write_text_atomic
+from sslx.atomic import strict_json, write_text_atomic
 from sslx.common.locks import FolderLock
 from sslx.errors import InputError
 
@@ -97,7 +97,7 @@ class MetricsLog:
             return
         record = {"step": step, **record}
         with open(self.path, "a") as f:
-            f.write(json.dumps(record, sort_keys=False) + "\n")
+            f.write(json.dumps(strict_json(record), allow_nan=False) + "\n")
         for key, value in record.items():
             if key not in ("step", "epoch", "event") and isinstance(value, (int, float)):
                 self.writer.add_scalar(f"{prefix}/{key}", value, step)

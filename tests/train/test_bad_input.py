@@ -335,3 +335,35 @@ def test_a_torn_last_metrics_line_is_dropped_on_resume(deepcluster_run, tmp_path
     assert "dropped the torn last line of" in capsys.readouterr().err
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert all(isinstance(r, dict) for r in records) and records[-1]["step"] == 2
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_last(
+    shards, tmp_path, monkeypatch, capsys
+):
+    """torch's zip writer reports ENOSPC as RuntimeError "[enforce fail at
+    inline_container.cc]": the CLI says which file and how much space, exit 2, and the
+    last good checkpoint stays to resume from."""
+    from sslx import atomic
+
+    run = tmp_path / "run"
+    args = ["train", "--shards", str(shards), "--method", "rotnet", "--size", "64"]
+    args += [*"--conv1-stride 4 --classifier-width 16 --batch-size 48 --workers 0".split()]
+    args += ["--quiet", "--out", str(run)]
+    assert main([*args, "--max-steps", "1"]) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+
+    def full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:858] . PytorchStreamWriter")
+
+    usage = type(atomic.shutil.disk_usage(tmp_path))(10**9, 10**9 - 1000, 1000)
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", full)
+        m.setattr(atomic.shutil, "disk_usage", lambda p: usage)
+        capsys.readouterr()
+        assert main([*args, "--resume", "--max-steps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write" in err[0] and "checkpoint.pt" in err[0], err
+    assert "No space left on device (it needs about 0.03 GB, 0.00 GB are free" in err[0], err
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    assert main([*args, "--resume", "--max-steps", "2"]) == 0
