@@ -19,6 +19,7 @@ import tarfile
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -130,4 +131,23 @@ def read_locations(folder: Path, manifest: dict) -> pa.Table | None:
         raise InputError(f"{path} is unreadable: {e}") from None
     if table.num_rows != entry["rows"]:
         raise InputError(f"{path} has {table.num_rows} rows, the manifest lists {entry['rows']}")
+    if not _inside(table, manifest):  # a row elsewhere would read another sample's bytes
+        raise InputError(
+            f'{path} points outside its shards; rebuild it with: python -c "from '
+            f"sslx.datagen.shards import add_table; add_table('{folder}')\""
+        )
     return table
+
+
+def _inside(table: pa.Table, manifest: dict) -> bool:
+    """Every row's index, shard and JPEG bytes lie inside the dataset the manifest lists."""
+    if table.num_rows == 0:
+        return True
+    index, shard = table["index"].to_numpy(), table["shard"].to_numpy()
+    offset, size = table["jpg_offset"].to_numpy(), table["jpg_size"].to_numpy()
+    if index.min() < 0 or index.max() >= manifest["num_samples"]:
+        return False
+    if shard.min() < 0 or shard.max() >= len(manifest["shards"]):
+        return False
+    ends = np.array([s["bytes"] for s in manifest["shards"]], np.int64)[shard]
+    return bool(((offset >= 0) & (size > 0) & (offset + size <= ends)).all())

@@ -19,7 +19,13 @@ from pathlib import Path
 
 from sslx.atomic import TMP_SUFFIX, atomic_write, write_json_atomic
 from sslx.common.locks import FolderLock
-from sslx.datagen.samples_table import ShardRows, data_offset, scan_shard, write_table
+from sslx.datagen.samples_table import (
+    ShardRows,
+    data_offset,
+    read_locations,
+    scan_shard,
+    write_table,
+)
 from sslx.errors import InputError
 
 FORMAT = "sslx-patches"
@@ -305,6 +311,32 @@ def _manifest_problem(manifest: dict) -> str | None:
             return f"shards[{i}] lacks a name, first_index, num_samples, sha256 or bytes"
     if sum(entry["num_samples"] for entry in shards) != manifest["num_samples"]:
         return "num_samples is not the sum of the shards' num_samples"
+    return _layout_problem(shards)
+
+
+# A sample is a .jpg and a .json member: two 512-byte tar headers and at least one block each.
+MIN_SAMPLE_BYTES = 4 * 512
+
+
+def _layout_problem(shards: list[dict]) -> str | None:
+    """Entries that are well typed but cannot be true: names that are not plain file
+    names or appear twice, ranges of samples that overlap or leave gaps, and more samples
+    than a shard's bytes can hold."""
+    names = [entry["name"] for entry in shards]
+    for name in names:
+        if "\0" in name or "\\" in name or name.startswith(".") or not name:
+            return f"shard name {name!r} is not a plain file name"
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        return f"shard {twice} is listed twice"
+    start = 0
+    for entry in sorted(shards, key=lambda e: e["first_index"]):
+        if entry["first_index"] != start:
+            return f"{entry['name']} starts at sample {entry['first_index']}, not {start}"
+        if entry["num_samples"] * MIN_SAMPLE_BYTES > entry["bytes"]:
+            count, size = entry["num_samples"], entry["bytes"]
+            return f"{entry['name']} cannot hold {count} samples in {size} bytes"
+        start += entry["num_samples"]
     return None
 
 
@@ -318,6 +350,8 @@ def check_shard_files(folder: str | Path, manifest: dict, verify: bool = False) 
             ok = path.stat().st_size == entry["bytes"]
         except OSError:
             ok = False
+        if ok:
+            ok = _first_key(path) == sample_key(entry["first_index"])  # not another's file
         if ok and verify:
             digest = hashlib.sha256()
             with open(path, "rb") as f:
@@ -326,12 +360,28 @@ def check_shard_files(folder: str | Path, manifest: dict, verify: bool = False) 
             ok = digest.hexdigest() == entry["sha256"]
         if not ok:
             bad.append(entry["name"])
+    if not bad and manifest.get("samples_table"):
+        read_locations(folder, manifest)  # checks that its rows lie inside the shards
     if bad:
         what = "missing, truncated or changed" if verify else "missing or of the wrong size"
+        what += " (or not the shard the manifest names there)"
         raise InputError(
             f"{len(bad)} of {len(manifest['shards'])} shard(s) in {folder} are {what}, "
             f"the first {bad[0]}; regenerate them (delete them and rerun sslx generate)"
         )
+
+
+def _first_key(path: Path) -> str | None:
+    """The key of a shard's first member, from its first tar header (one read); None if
+    the header is not a tar header whose member fits in the file."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    try:
+        name = head[:100].split(b"\0")[0].decode("ascii")
+        size = int(head[124:136].strip(b"\0 ") or b"0", 8)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return name.partition(".")[0] if len(head) == 512 and size <= path.stat().st_size else None
 
 
 def remove_stale_temporaries(out: Path, shards: Sequence[int] | None = None) -> None:

@@ -54,6 +54,58 @@ def deepcluster_run(shards, tmp_path_factory):
     return run
 
 
+def rewritten_manifest(shards, t, change):
+    """A copy of the shards whose manifest `change(manifest, folder)` rewrites, consistently:
+    every total still adds up."""
+    out = copy(shards, t / "s")
+    manifest = json.loads((out / "manifest.json").read_text())
+    change(manifest, out)
+    manifest["num_samples"] = sum(e["num_samples"] for e in manifest["shards"])
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def _twice(manifest, out):
+    manifest["shards"][1] = dict(manifest["shards"][0])
+
+
+def _swapped(manifest, out):
+    """Shards 0 and 1 swapped on disk, their sizes and hashes swapped in the manifest."""
+    a, b = out / "shard-000000.tar", out / "shard-000001.tar"
+    a.rename(out / "x"), b.rename(a), (out / "x").rename(b)
+    first, second = manifest["shards"][0], manifest["shards"][1]
+    for key in ("bytes", "sha256"):
+        first[key], second[key] = second[key], first[key]
+
+
+def _copied(manifest, out):
+    """Shard 1 replaced by a copy of shard 0, its entry given shard 0's size and hash."""
+    shutil.copy(out / "shard-000000.tar", out / "shard-000001.tar")
+    for key in ("bytes", "sha256"):
+        manifest["shards"][1][key] = manifest["shards"][0][key]
+
+
+def _absurd(manifest, out):
+    manifest["shards"][-1]["num_samples"] = 10**12
+
+
+def _nul(manifest, out):
+    manifest["shards"][0]["name"] = "shard-000000.tar\0.txt"
+
+
+def _outside(manifest, out):
+    """The samples table's first row points past the end of its shard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "samples.parquet")
+    offsets = table["jpg_offset"].to_pylist()
+    offsets[0] = 10**9
+    column = table.schema.get_field_index("jpg_offset")
+    table = table.set_column(column, "jpg_offset", pa.array(offsets, table["jpg_offset"].type))
+    pq.write_table(table, out / "samples.parquet")
+
+
 def damaged_manifest(shards, t):
     out = copy(shards, t / "s")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -174,6 +226,12 @@ def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run, monk
         "shards": lambda t: shards,
         "myshards": lambda t: copy(shards, t / "s"),
         "bad_manifest": lambda t: damaged_manifest(shards, t),
+        "twice": lambda t: rewritten_manifest(shards, t, _twice),
+        "swapped": lambda t: rewritten_manifest(shards, t, _swapped),
+        "copied": lambda t: rewritten_manifest(shards, t, _copied),
+        "absurd": lambda t: rewritten_manifest(shards, t, _absurd),
+        "nul": lambda t: rewritten_manifest(shards, t, _nul),
+        "outside": lambda t: rewritten_manifest(shards, t, _outside),
         "garbage_manifest": lambda t: put(copy(shards, t / "s") / "manifest.json", b"{").parent,
         "truncated": lambda t: truncated_shard(shards, t),
         "changed": lambda t: changed_shard(shards, t),
@@ -208,6 +266,7 @@ def _npy(array) -> bytes:
 
 
 NEW = [*"--method rotnet --shards {shards}".split()]
+NEW_AT = "--method rotnet --shards {{{}}}"  # NEW with another setup's shards
 OUT = ["--out", "{tmp}/out"]
 SUP = [*"--method supervised --dataset imagefolder".split()]
 CASES = [
@@ -215,6 +274,13 @@ CASES = [
     ([*"--shards {empty} --method rotnet".split(), *OUT], "no manifest.json"),
     (["--shards", "{shards}", *OUT], "--method is required"),
     ([], "--method is required (and --shards, or --data-dir)"),
+    ([*NEW_AT.format("twice").split(), *OUT], "shard shard-000000.tar is listed twice"),
+    ([*NEW_AT.format("swapped").split(), *OUT], "not the shard the manifest names there"),
+    ([*NEW_AT.format("copied").split(), *OUT], "the first shard-000001.tar"),
+    ([*NEW_AT.format("copied").split(), "--verify-shards", *OUT], "the first shard-000001.tar"),
+    ([*NEW_AT.format("absurd").split(), *OUT], "cannot hold 1000000000000 samples"),
+    ([*NEW_AT.format("nul").split(), *OUT], "is not a plain file name"),
+    ([*NEW_AT.format("outside").split(), *OUT], "points outside its shards; rebuild it with"),
     (
         [*"--shards {shards} --method deepcluster --decode gpu".split(), *OUT],
         "--decode gpu decodes the shard stream; deepcluster reads its own",

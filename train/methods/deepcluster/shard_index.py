@@ -46,9 +46,7 @@ class ShardIndex:
             for j, path in enumerate(self.paths):
                 self._scan(j, path)
         else:
-            index = table["index"].to_numpy()
-            if len(index) and (index.min() < 0 or index.max() >= self.num_samples):
-                raise InputError(f"{folder} samples table lists indices outside the manifest")
+            index = table["index"].to_numpy()  # checked against the shards by the reader
             self.shard[index] = table["shard"].to_numpy()
             self.offset[index] = table["jpg_offset"].to_numpy()
             self.size[index] = table["jpg_size"].to_numpy()
