@@ -85,6 +85,21 @@ def _copied(manifest, out):
         manifest["shards"][1][key] = manifest["shards"][0][key]
 
 
+def _gzipped(manifest, out):
+    """Shard 0 gzip-compressed, its size and hash updated: a member inflating to far more
+    than the file would be read into memory by a reader that decompresses."""
+    import gzip
+    import hashlib
+
+    path = out / "shard-000000.tar"
+    path.write_bytes(gzip.compress(path.read_bytes()))
+    entry = manifest["shards"][0]
+    entry["bytes"], entry["sha256"] = (
+        path.stat().st_size,
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
+
+
 def _absurd(manifest, out):
     manifest["shards"][-1]["num_samples"] = 10**12
 
@@ -230,6 +245,7 @@ def setups(shards, image_folder, evil_cifar, finished_run, deepcluster_run, monk
         "swapped": lambda t: rewritten_manifest(shards, t, _swapped),
         "copied": lambda t: rewritten_manifest(shards, t, _copied),
         "absurd": lambda t: rewritten_manifest(shards, t, _absurd),
+        "gzipped": lambda t: rewritten_manifest(shards, t, _gzipped),
         "nul": lambda t: rewritten_manifest(shards, t, _nul),
         "outside": lambda t: rewritten_manifest(shards, t, _outside),
         "garbage_manifest": lambda t: put(copy(shards, t / "s") / "manifest.json", b"{").parent,
@@ -279,6 +295,7 @@ CASES = [
     ([*NEW_AT.format("copied").split(), *OUT], "the first shard-000001.tar"),
     ([*NEW_AT.format("copied").split(), "--verify-shards", *OUT], "the first shard-000001.tar"),
     ([*NEW_AT.format("absurd").split(), *OUT], "cannot hold 1000000000000 samples"),
+    ([*NEW_AT.format("gzipped").split(), "--verify-shards", *OUT], "the first shard-000000.tar"),
     ([*NEW_AT.format("nul").split(), *OUT], "is not a plain file name"),
     ([*NEW_AT.format("outside").split(), *OUT], "points outside its shards; rebuild it with"),
     (
