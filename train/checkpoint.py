@@ -91,7 +91,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-# Each field's type (docs/checkpoints.md). Counts are ints, never bools.
+# Each field's type (docs/checkpoints.md); the optimiser, scheduler and method state may
+# be null (a checkpoint made for probing). Counts are ints, never bools.
 _FIELDS = {
     "method": str,
     "model": dict,
@@ -101,9 +102,8 @@ _FIELDS = {
     "data": dict,
     "backbone": dict,
     "heads": dict,
-    "optimizer": dict,
-    "scheduler": dict,
 }
+_OPTIONAL = ("optimizer", "scheduler", "method_state")
 _PROGRESS = {"epoch": int, "step_in_epoch": int, "global_step": int, "finished": bool}
 
 
@@ -115,6 +115,32 @@ def _field_problem(payload: dict) -> str | None:
         if exact or not isinstance(value, kind):
             return f"{name} is {type(value).__name__}, not {kind.__name__}"
         return None
+
+    for name, kind in _FIELDS.items():
+        if bad := wrong(name, payload.get(name), kind):
+            return bad
+    for name in _OPTIONAL:
+        if payload.get(name) is not None and (bad := wrong(name, payload[name], dict)):
+            return bad
+    progress = payload["progress"]
+    for name, kind in _PROGRESS.items():
+        if name in progress and (bad := wrong(f"progress.{name}", progress[name], kind)):
+            return bad
+        if kind is int and name in progress and progress[name] < 0:
+            return f"progress.{name} is negative"
+    for name, value in payload["layout"].items():
+        if bad := wrong(f"layout.{name}", value, int):
+            return bad
+    for part in ("backbone", "heads"):
+        for name, value in payload[part].items():
+            if not isinstance(value, torch.Tensor):
+                return f"{part}.{name} is {type(value).__name__}, not a tensor"
+    optimizer = payload.get("optimizer")
+    if optimizer is not None and not (
+        isinstance(optimizer.get("state"), dict) and isinstance(optimizer.get("param_groups"), list)
+    ):
+        return "optimizer has no state and param_groups"
+    return None
 
     for name, kind in {**_FIELDS, "method_state": dict}.items():
         if (name in payload or name in _FIELDS) and (bad := wrong(name, payload.get(name), kind)):
