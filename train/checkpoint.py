@@ -142,28 +142,6 @@ def _field_problem(payload: dict) -> str | None:
         return "optimizer has no state and param_groups"
     return None
 
-    for name, kind in {**_FIELDS, "method_state": dict}.items():
-        if (name in payload or name in _FIELDS) and (bad := wrong(name, payload.get(name), kind)):
-            return bad
-    for name, kind in _PROGRESS.items():
-        if bad := wrong(f"progress.{name}", payload["progress"].get(name), kind):
-            return bad
-        if kind is int and payload["progress"][name] < 0:
-            return f"progress.{name} is negative"
-    for name, value in payload["layout"].items():
-        if bad := wrong(f"layout.{name}", value, int):
-            return bad
-    for part in ("backbone", "heads"):
-        for name, value in payload[part].items():
-            if not isinstance(value, torch.Tensor):
-                return f"{part}.{name} is {type(value).__name__}, not a tensor"
-    optimizer = payload["optimizer"]
-    if not isinstance(optimizer.get("state"), dict) or not isinstance(
-        optimizer.get("param_groups"), list
-    ):
-        return "optimizer has no state and param_groups"
-    return None
-
 
 def load_backbone(
     path: str | Path, map_location: str | torch.device = "cpu"
