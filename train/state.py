@@ -90,8 +90,16 @@ def restore_checkpoint(run: Run, payload: dict) -> None:
         raise InputError(
             f"checkpoint does not fit method {run.method.name}: {first_line(e)}"
         ) from None
-    run.optimizer.load_state_dict(payload["optimizer"])
-    run.scheduler.load_state_dict(payload["scheduler"])
+    if payload["optimizer"] is None or payload["scheduler"] is None:
+        raise InputError("the checkpoint holds weights only (no optimiser state): it cannot resume")
+    try:
+        run.optimizer.load_state_dict(payload["optimizer"])
+        run.scheduler.load_state_dict(payload["scheduler"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(
+            f"the checkpoint's optimiser state does not fit this run ({first_line(e)}); "
+            "resume from a copy of the run or start a new one"
+        ) from None
     known = {f.name for f in fields(Progress)}  # keys a later sslx adds are ignored
     run.progress = Progress(**{k: v for k, v in payload["progress"].items() if k in known})
     run.method.load_run_state(payload.get("method_state") or {})

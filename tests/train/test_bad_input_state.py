@@ -125,6 +125,14 @@ DAMAGED = {  # setup name: (change, message)
         "backbone.mean is str, not a tensor",
     ),
     "ck_optimizer": (lambda p: p["optimizer"].pop("state"), "optimizer has no state and"),
+    "ck_weights_only": (
+        lambda p: p.update(optimizer=None, scheduler=None),
+        "holds weights only (no optimiser state): it cannot resume",
+    ),
+    "ck_groups": (
+        lambda p: p["optimizer"]["param_groups"].clear(),
+        "the checkpoint's optimiser state does not fit this run",
+    ),
 }
 
 
@@ -178,10 +186,7 @@ CASES = [
     ([*NEW_AT.format("gzipped").split(), "--verify-shards", *OUT], "shard-000000.tar"),
     ([*NEW_AT.format("nul").split(), *OUT], "is not a plain file name"),
     ([*NEW_AT.format("outside").split(), *OUT], "points outside its shards; rebuild it with"),
-    *(
-        (["--out", f"{{{name}}}", "--resume"], f"checkpoint.pt is damaged: {message}")
-        for name, (_, message) in DAMAGED.items()
-    ),
+    *((["--out", f"{{{name}}}", "--resume"], message) for name, (_, message) in DAMAGED.items()),
     (["--out", "{locked}", "--resume"], "r is being written by process"),
     (["--out", "{bad_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record; move"),
     (["--out", "{deep_log}", "--resume"], "metrics.jsonl line 1 is not a JSON record"),
