@@ -41,7 +41,7 @@ if [ "$1" = alexnet ]; then
 else
   [ -f probes/modern/random-resnet18/results.json ] || timed "random-resnet18 probe" \
       sslx probe --random-init --arch resnet18 --size $SIZE $PROBE --out probes/modern/random-resnet18
-  for seed in $SEEDS; do for preset in $PRESETS; do for method in $RESNET_METHODS; do
+  for preset in $PRESETS; do for seed in $SEEDS; do for method in $RESNET_METHODS; do  # both seeds of `all` first
     EXTRA=""; [ $method = dino ] && EXTRA=$DINO_FLAGS
     one $method-resnet18-$preset-seed$seed --shards .cache/modern/shards-$preset --method $method \
         $RESNET $FAST --batch-size $BATCH --epochs $RESNET_EPOCHS --warmup-epochs $RESNET_WARMUP \
