@@ -373,15 +373,14 @@ def check_shard_files(folder: str | Path, manifest: dict, verify: bool = False) 
 
 def _first_key(path: Path) -> str | None:
     """The key of a shard's first member, from its first tar header (one read); None if
-    the header is not a tar header whose member fits in the file."""
+    that is not a tar header whose member fits in the file."""
     with open(path, "rb") as f:
-        head = f.read(512)
+        head = f.read(tarfile.BLOCKSIZE)
     try:
-        name = head[:100].split(b"\0")[0].decode("ascii")
-        size = int(head[124:136].strip(b"\0 ") or b"0", 8)
-    except (UnicodeDecodeError, ValueError):
+        member = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
         return None
-    return name.partition(".")[0] if len(head) == 512 and size <= path.stat().st_size else None
+    return member.name.partition(".")[0] if member.size <= path.stat().st_size else None
 
 
 def remove_stale_temporaries(out: Path, shards: Sequence[int] | None = None) -> None:

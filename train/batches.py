@@ -45,6 +45,11 @@ class View:
         return View(image, self.params.to(device, non_blocking=True))
 
 
+def undecodable(index: int, side: int) -> str:
+    """The error line of a shard sample that is not the side x side JPEG it should be."""
+    return f"sample {index:09d} is not a decodable {side}x{side} JPEG"
+
+
 @dataclass
 class Encoded:
     """A batch the loader did not decode (`--decode gpu`): each sample's JPEG bytes, its

@@ -45,7 +45,14 @@ from sslx.common.crops import (
 from sslx.common.views import ViewSpec, draw_view
 from sslx.datagen.shards import read_manifest
 from sslx.errors import InputError
-from sslx.train.batches import Batch, Encoded, View, rank_batch_size, steps_per_epoch
+from sslx.train.batches import (
+    Batch,
+    Encoded,
+    View,
+    rank_batch_size,
+    steps_per_epoch,
+    undecodable,
+)
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                 shape=(side, side),
             )
             if out is None:
-                errors.append(f"sample {index:09d} is not a decodable {side}x{side} JPEG")
+                errors.append(undecodable(index, side))
                 continue
             images.append(out)
             keep.append(index)
@@ -228,7 +235,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         for index, jpeg in chunk:
             image = decode_rgb(jpeg)
             if image is None or image.shape[:2] != (side, side):
-                errors.append(f"sample {index:09d} is not a decodable {side}x{side} JPEG")
+                errors.append(undecodable(index, side))
                 continue
             for v, spec in enumerate(self.views):
                 box, row = draw_view(self.seed, self.epoch, index, v, side, side, spec)
@@ -245,13 +252,10 @@ class ShardStream(torch.utils.data.IterableDataset):
         side = self.patch_size
         # Only JPEGs whose header says side x side go to the device decoder: a forged
         # 60000 x 60000 header must not reach it (the CPU path refuses it the same way).
-        good = [(i, jpeg) for i, jpeg in chunk if jpeg_size(jpeg) == (side, side)]
-        errors = [
-            f"sample {i:09d} is not a decodable {side}x{side} JPEG"
-            for i, jpeg in chunk
-            if jpeg_size(jpeg) != (side, side)
-        ]
-        chunk, indices = good, [index for index, _ in good]
+        fits = [jpeg_size(jpeg) == (side, side) for _, jpeg in chunk]
+        errors = [undecodable(i, side) for (i, _), ok in zip(chunk, fits, strict=True) if not ok]
+        chunk = [sample for sample, ok in zip(chunk, fits, strict=True) if ok]
+        indices = [index for index, _ in chunk]
         if self.views:
             boxes, params = [], []
             for v, spec in enumerate(self.views):

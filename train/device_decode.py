@@ -21,7 +21,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.ops import roi_align
 
-from sslx.train.batches import Batch, View
+from sslx.train.batches import Batch, View, undecodable
 
 
 def decode_on_device(batch: Batch, device: torch.device) -> Batch:
@@ -33,11 +33,7 @@ def decode_on_device(batch: Batch, device: torch.device) -> Batch:
     side = encoded.side
     good = [im is not None and im.shape == (3, side, side) for im in images]
     keep = [i for i, ok in enumerate(good) if ok]
-    errors = [
-        f"sample {int(batch.index[i]):09d} is not a decodable {side}x{side} JPEG"
-        for i, ok in enumerate(good)
-        if not ok
-    ]
+    errors = [undecodable(int(batch.index[i]), side) for i, ok in enumerate(good) if not ok]
     index = batch.index[keep]
     if keep:
         pixels = torch.stack([images[i] for i in keep]).float()
