@@ -7,7 +7,7 @@ set -u
 cd /work/exp
 export PYTHONPATH=/work/exp/code OMP_NUM_THREADS=1
 sslx() { /work/main/.venv/bin/sslx "$@"; }
-SEEDS="0 1"; PRESETS="all none"
+SEEDS=${SEEDS:-"0 1"}; PRESETS="all none"
 METHODS="simclr byol simsiam dino"; RESNET_METHODS="simclr dino"
 EPOCHS=4; WARMUP=1; DINO_EPOCHS=2; DINO_WARMUP=1; RESNET_EPOCHS=1; RESNET_WARMUP=0.25
 BATCH=256; SIZE=32; STRIDE=2
