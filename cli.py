@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import signal
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -158,6 +159,12 @@ _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Exit codes: 0 done, 2 bad input, 3 training diverged, 130 interrupted;
     bad input and divergence are one line on stderr, never a traceback."""
+    # SIGTERM (a scheduler, `kill`) ends a command as Ctrl-C does: cleanly, with the line
+    # that says how to continue; `sslx train` installs its own handler (stop.py).
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # called from a thread other than the main one: signals stay as they are
+        previous = None
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of exiting.
         code = cli.main(args=argv, prog_name="sslx", standalone_mode=False)
@@ -183,15 +190,34 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e.__cause__, EOFError):  # click turns EOFError into Abort: a file ended
             click.echo(f"sslx: error: a file ended early (truncated?): {e.__cause__}", err=True)
             return InputError.exit_code
-        click.echo("sslx: interrupted", err=True)
+        click.echo(_interrupted(argv), err=True)
         return 130
     except KeyboardInterrupt:
-        click.echo(
-            "sslx: interrupted; rerun the same command to resume (sslx train: add --resume)",
-            err=True,
-        )
+        click.echo(_interrupted(argv), err=True)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return code if isinstance(code, int) else 0
+
+
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+# How each command continues after an interruption (docs/errors.md, "Resuming").
+_CONTINUE = {
+    "generate": "finished shards are kept; rerun the same command to continue",
+    "train": "continue from the last checkpoint with: sslx train --out RUN --resume",
+    "probe": "rerun the same command to continue from each probe's last finished epoch",
+}
+
+
+def _interrupted(argv: list[str] | None) -> str:
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), "")
+    hint = _CONTINUE.get(command)
+    return f"sslx: interrupted; {hint}" if hint else "sslx: interrupted"
 
 
 def _os_error_text(e: OSError) -> str:

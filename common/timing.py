@@ -8,6 +8,8 @@ import time
 # Steps whose time is measured for the projection; the first step (loader start-up,
 # allocations, k-means warm-up) is left out.
 MEASURED_STEPS = 5
+# Epoch start-up work shorter than this is left out of the projection (noise).
+OVERHEAD_SHOWN = 1.0
 
 
 def format_seconds(seconds: float) -> str:
@@ -23,12 +25,23 @@ class StepTimer:
     """Projects the time per epoch and for the rest of a run from the steps after the first.
 
     `tick()` is called after every step; it returns the projection line once, after
-    `MEASURED_STEPS` measured steps (or at the epoch's last step, if that comes first)."""
+    `MEASURED_STEPS` measured steps (or at the epoch's last step, if that comes first).
+    `overhead` is the measured time of this epoch's work before its first step (DeepCluster's
+    clustering step), assumed again for each of the `epochs_after` epochs still to come."""
 
-    def __init__(self, steps_per_epoch: int, steps_left: int, what: str = "run") -> None:
+    def __init__(
+        self,
+        steps_per_epoch: int,
+        steps_left: int,
+        what: str = "run",
+        overhead: float = 0.0,
+        epochs_after: int = 0,
+    ) -> None:
         self.steps_per_epoch = steps_per_epoch
         self.steps_left = steps_left  # steps of the whole run still to go, this one included
         self.what = what
+        self.overhead = overhead if overhead >= OVERHEAD_SHOWN else 0.0
+        self.epochs_after = epochs_after
         self.seen = 0
         self.started: float | None = None
         self.done = False
@@ -46,9 +59,11 @@ class StepTimer:
             return None
         self.done = True
         per_step = (now - self.started) / measured
-        left = per_step * (self.steps_left - self.seen)
+        left = per_step * (self.steps_left - self.seen) + self.overhead * self.epochs_after
+        per_epoch = per_step * self.steps_per_epoch + self.overhead
+        start = f" + {format_seconds(self.overhead)} before each epoch" if self.overhead else ""
         return (
-            f"sslx: {per_step:.2f} s/step: about {format_seconds(per_step * self.steps_per_epoch)}"
+            f"sslx: {per_step:.2f} s/step{start}: about {format_seconds(per_epoch)}"
             f" per epoch, {format_seconds(left)} left for the {self.what} "
             f"(measured on {measured} steps)"
         )

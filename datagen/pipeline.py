@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import multiprocessing as mp
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +75,15 @@ def _generate(config, paths, sources, identity, out, workers, part, preview, pro
     mine = sh.part_shards(config.num_shards, *part)
     sh.remove_stale_temporaries(out, mine)  # an interrupted run's, of this part's shards
     todo = [j for j in mine if not _written(out / sh.shard_name(j))]
+    if 0 < len(todo) < len(mine):  # said even with --quiet: it is what this run will do
+        done = [j for j in mine if j not in set(todo)]
+        on_disk = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in done)
+        mine_n = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in mine)
+        print(
+            f"sslx: resuming: {on_disk:,} of {mine_n:,} patches on disk "
+            f"({len(done)} of {len(mine)} shards)",
+            file=sys.stderr,
+        )
     _forecast(config, sources, out, todo, workers, progress)
 
     if preview is not None:
@@ -147,7 +157,7 @@ def _write_shards_in_pool(
     ctx = mp.get_context("spawn")
     done = ctx.Value("q", 0)  # samples rendered so far, across workers: drives the bar
     initargs = (paths, config, out, functools.partial(_add_to_shared, done))
-    with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
+    with ctx.Pool(workers, initializer=_init_pool_worker, initargs=initargs) as pool:
         pending = {j: pool.apply_async(_make_shard, (j,)) for j in todo}
         written: dict[int, sh.ShardRecord] = {}
         while pending:
@@ -182,6 +192,13 @@ def _init_worker(
         sources = load_sources(paths, min_side=_min_source_side(config))
     sizes = [s.size for s in sources]
     _WORKER.update(sources=sources, config=config, sizes=sizes, out=out, report=report)
+
+
+def _init_pool_worker(*args) -> None:
+    # Ctrl-C reaches the whole process group: the main process alone handles it and ends
+    # the pool, so the workers print no traceback of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(*args)
 
 
 def _make_shard(shard: int) -> sh.ShardRecord:

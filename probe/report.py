@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 from sslx.atomic import write_json_atomic, write_png_atomic, write_text_atomic
@@ -44,25 +45,41 @@ def write_csv(results: list[ProbeResult], path: Path) -> None:
     write_text_atomic(path, text.getvalue())
 
 
-def plot_accuracy(results: list[ProbeResult], path: Path, title: str = "") -> None:
-    """Top-1 accuracy per layer, one line per network (the paper's Figure 2)."""
+def plot_accuracy(results: list[ProbeResult], path: Path, data: dict | None = None) -> None:
+    """`accuracy_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = accuracy_figure(results, data or {})
+    write_png_atomic(path, fig)
+    plt.close(fig)
+
+
+def accuracy_figure(results: list[ProbeResult], data: dict):
+    """Top-1 accuracy per layer, one line per network (the paper's Figure 2), titled with the
+    dataset and its held-out split, with chance (1 / classes) drawn. The axis starts at 0 so
+    that a 1-point difference looks like one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     for r in results:
         layers = list(r.dims)
         ax.plot(layers, [100 * r.top1[n] for n in layers], marker="o", label=r.name)
-    ax.set_xlabel("layer")
+    top = max(100 * v for r in results for v in r.top1.values())
+    if data.get("classes"):
+        chance = 100 / data["classes"]
+        ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
+    ax.set_ylim(0, min(100, 10 * math.ceil(top / 10 + 0.5)))
+    ax.set_xlabel("layer (frozen; a linear probe on each)")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(title)
+    where = f"{data['dataset']}, val: {data['val']}" if "dataset" in data else ""
+    ax.set_title(f"Linear probes per layer\n{where}".strip(), fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="lower left")
     fig.tight_layout()
-    write_png_atomic(path, fig)
-    plt.close(fig)
+    return fig
 
 
 def write_report(results: list[ProbeResult], meta: dict, out: Path) -> str:
@@ -73,5 +90,5 @@ def write_report(results: list[ProbeResult], meta: dict, out: Path) -> str:
     write_text_atomic(out / "results.md", text + "\n")
     write_json(results, meta, out / "results.json")
     write_csv(results, out / "results.csv")
-    plot_accuracy(results, out / "accuracy.png", title=meta.get("title", ""))
+    plot_accuracy(results, out / "accuracy.png", meta.get("data"))
     return text

@@ -273,6 +273,11 @@ def probe_network(
                 "start that probe over"
             ) from None
         history, start = state["history"], state["epoch"]
+        print(
+            f"sslx: resuming {network.name}'s probes: {start} of {config.epochs} epochs done "
+            f"({state_path})",
+            file=sys.stderr,
+        )
 
     def save(epoch: int, result: ProbeResult | None = None) -> None:
         if state_path is not None:

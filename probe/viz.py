@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import make_grid, save_image
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.utils import make_grid
 
 from sslx.atomic import atomic_write
 from sslx.train.backbone import Backbone
@@ -47,10 +48,37 @@ def filter_grid(filters: torch.Tensor, columns: int = 12, zoom: int = 4) -> torc
     return F.interpolate(grid[None], scale_factor=zoom, mode="nearest")[0]
 
 
-def save_filters(model: Backbone, out: Path, columns: int = 12, zoom: int = 4) -> tuple[int, int]:
-    """Write the conv1 filter grid of `model` to `out` as a PNG; returns its (width, height)."""
+def filters_title(name: str, model: Backbone) -> str:
+    """What the picture shows: whose filters, how many, of what size, on what input."""
+    weight = model.first_conv().weight
+    count, k = weight.shape[0], weight.shape[-1]
+    seen = "the Sobel gradients, shown as grey filters" if model.config.sobel else "RGB"
+    return f"conv1 filters of {name}: {count} of {k}x{k} on {seen}"
+
+
+def titled(image: Image.Image, title: str, size: int = 14) -> Image.Image:
+    """`image` under a white band holding `title`, widened if the title needs it."""
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = font.getbbox(title)
+    band = bottom - top + size
+    width = max(image.width, right - left + size)
+    canvas = Image.new("RGB", (width, image.height + band), "white")
+    ImageDraw.Draw(canvas).text((size // 2, size // 2 - top), title, fill="black", font=font)
+    canvas.paste(image, ((width - image.width) // 2, band))
+    return canvas
+
+
+def save_filters(
+    model: Backbone, out: Path, columns: int = 12, zoom: int = 4, title: str = ""
+) -> tuple[int, int]:
+    """Write the conv1 filter grid of `model` to `out` as a PNG, under `title` if given;
+    returns its (width, height)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     grid = filter_grid(conv1_filters(model), columns, zoom)
+    pixels = grid.mul(255).add(0.5).clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    image = Image.fromarray(pixels)
+    if title:
+        image = titled(image, title)
     with atomic_write(out, "wb") as f:
-        save_image(grid, f, format="PNG")
-    return grid.shape[2], grid.shape[1]
+        image.save(f, format="PNG")
+    return image.width, image.height

@@ -10,16 +10,22 @@ to its workers in turn, so the batches and their order do not depend on the work
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from sslx.common.batching import rank_share
 from sslx.common.device import PREFETCH_BATCHES
 from sslx.errors import InputError
+
+if TYPE_CHECKING:
+    from sslx.train.distributed import Dist
 
 
 @dataclass
@@ -184,3 +190,31 @@ def epoch_loader(
         worker_init_fn=init_loader_worker,
         prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
     )
+
+
+@dataclass
+class BadSamples:
+    """The epoch's unreadable samples: each shard or sample reported once, and their count
+    held to --max-bad-fraction of the epoch."""
+
+    fraction: float  # --max-bad-fraction, for the message
+    allowed: float  # samples this epoch may lose on this rank
+    count: int = 0
+    reported: set[str] = field(default_factory=set)
+
+    def check(self, batch: Batch, epoch: int, dist: Dist) -> None:
+        self.count += batch.bad
+        for message in batch.errors:
+            key = message.split(":")[0]
+            if key not in self.reported:
+                self.reported.add(key)
+                prefix = f"[rank {dist.rank}] " if dist.enabled else ""
+                tqdm.write(f"sslx: warning: {prefix}{message}", file=sys.stderr)
+        if self.count > self.allowed:
+            raise InputError(
+                f"{self.count} unreadable samples in epoch {epoch} on rank {dist.rank}, more "
+                f"than --max-bad-fraction {self.fraction} allows; first: "
+                f"{next(iter(self.reported), 'see warnings above')}"
+            )
+        if len(batch) == 0:
+            raise InputError(f"a batch of epoch {epoch} had no readable samples")

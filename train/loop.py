@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,6 +32,7 @@ from sslx.errors import InputError, TrainingDiverged
 from sslx.train import distributed
 from sslx.train.backbone import build_backbone
 from sslx.train.batches import (
+    BadSamples,
     Batch,
     epoch_loader,
     init_loader_worker,
@@ -56,7 +57,7 @@ from sslx.train.state import (
     restore_checkpoint,
     save_checkpoint,
 )
-from sslx.train.stop import StopSignal
+from sslx.train.stop import StopRequested, StopSignal
 
 
 @dataclass
@@ -93,7 +94,7 @@ def train(config: TrainConfig, out: Path, options: RunOptions, resume: bool = Fa
     if device.type == "cuda":
         set_cuda_arithmetic(config.precision, options.amp)
     try:
-        with StopSignal().installed() as stop:
+        with StopSignal(announce=dist.is_main).installed() as stop:
             return _train(config, Path(out), options, resume, device, dist, stop)
     finally:
         distributed.teardown()
@@ -144,6 +145,13 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     )
     if payload is not None:
         restore_checkpoint(run, payload)
+        if dist.is_main:
+            at = run.progress
+            print(
+                f"sslx: resuming {out}: epoch {at.epoch + 1} of {config.optim.epochs}, "
+                f"after step {at.step_in_epoch} of {steps} (global step {at.global_step})",
+                file=sys.stderr,
+            )
     elif dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / CONFIG_NAME, config)
@@ -168,9 +176,17 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
                 start_step=progress.step_in_epoch,
                 verbose=dist.is_main and options.progress,
                 autocast=step_autocast(config.precision, options.amp, device),
+                stop_requested=lambda: stop.requested and not dist.enabled,
             )
-            method.on_epoch_start(ctx)
-            stopped = train_one_epoch(run, method.epoch_data(ctx), ctx.record)
+            started = time.perf_counter()
+            try:
+                method.on_epoch_start(ctx)
+            except StopRequested:  # nothing of this epoch done yet: its start is the state
+                save_checkpoint(run)
+                return RunResult(progress, "interrupted", method, out)
+            draws = method.epoch_data(ctx)
+            overhead = time.perf_counter() - started  # e.g. DeepCluster's clustering step
+            stopped = train_one_epoch(run, draws, ctx.record, overhead)
             if stopped:
                 return RunResult(progress, stopped, method, out)
             ctx.step = progress.global_step
@@ -197,26 +213,32 @@ def _end_epoch(run: Run, ctx: EpochContext) -> None:
 
 
 def train_one_epoch(
-    run: Run, draws: torch.utils.data.Dataset | None = None, record: dict | None = None
+    run: Run,
+    draws: torch.utils.data.Dataset | None = None,
+    record: dict | None = None,
+    overhead: float = 0.0,
 ) -> str | None:
     """One pass over this rank's share of the shards (or of the method's draws for this
     epoch); returns why it stopped early, if so. Puts the epoch's count of unreadable
-    samples in `record` (the epoch's record, written by the loop after `on_epoch_end`)."""
+    samples in `record` (the epoch's record, written by the loop after `on_epoch_end`).
+    `overhead`: seconds the epoch's start took, which the projection counts per epoch."""
     config, progress = run.config, run.progress
     loader, steps = _epoch_batches(run, draws)
     autocast = step_autocast(run.config.precision, run.options.amp, run.device)
     run.model.train()
     meter = Meter()
     per_rank = rank_batch_size(config.optim.batch_size, run.dist.world_size)
-    bad = BadSamples(allowed=config.max_bad_fraction * steps * per_rank)
+    bad = BadSamples(config.max_bad_fraction, allowed=config.max_bad_fraction * steps * per_rank)
     left = (config.optim.epochs - progress.epoch) * steps - progress.step_in_epoch
-    timer = StepTimer(steps, left) if run.dist.is_main else None
+    epochs_after = config.optim.epochs - progress.epoch - 1
+    timer = StepTimer(steps, left, overhead=overhead, epochs_after=epochs_after)
+    timer = timer if run.dist.is_main else None
     with _progress_bar(run, steps) as bar:
         live = LivePostfix(bar, run.device)
         for batch in loader:
             if batch.encoded is not None:  # --decode gpu
                 batch = decode_on_device(batch, run.device)
-            bad.check(batch, run)
+            bad.check(batch, run.progress.epoch + 1, run.dist)
             output = train_step(run, batch, autocast, steps)
             meter.add({"loss": output.loss, **output.metrics}, len(batch))
             bar.update(1)
@@ -234,34 +256,6 @@ def train_one_epoch(
     if record is not None:
         record["bad_samples"] = bad.count
     return None
-
-
-@dataclass
-class BadSamples:
-    """The epoch's unreadable samples: each shard or sample reported once, and their count
-    held to --max-bad-fraction of the epoch."""
-
-    allowed: float
-    count: int = 0
-    reported: set[str] = field(default_factory=set)
-
-    def check(self, batch: Batch, run: Run) -> None:
-        epoch, dist = run.progress.epoch + 1, run.dist
-        self.count += batch.bad
-        for message in batch.errors:
-            key = message.split(":")[0]
-            if key not in self.reported:
-                self.reported.add(key)
-                prefix = f"[rank {dist.rank}] " if dist.enabled else ""
-                tqdm.write(f"sslx: warning: {prefix}{message}", file=sys.stderr)
-        if self.count > self.allowed:
-            raise InputError(
-                f"{self.count} unreadable samples in epoch {epoch} on rank {dist.rank}, more "
-                f"than --max-bad-fraction {run.config.max_bad_fraction} allows; first: "
-                f"{next(iter(self.reported), 'see warnings above')}"
-            )
-        if len(batch) == 0:
-            raise InputError(f"a batch of epoch {epoch} had no readable samples")
 
 
 def _progress_bar(run: Run, steps: int) -> tqdm:

@@ -16,6 +16,19 @@ def test_step_timer_on_a_short_epoch_projects_at_its_last_step():
     assert [bool(timer.tick()) for _ in range(3)] == [False, False, True]
 
 
+def test_step_timer_counts_each_epoch_s_start_up_work(monkeypatch):
+    """DeepCluster's clustering step before every epoch is part of the run's time."""
+    clock = iter(range(100))
+    monkeypatch.setattr("sslx.common.timing.time.perf_counter", lambda: float(next(clock)))
+    timer = StepTimer(steps_per_epoch=100, steps_left=300, overhead=600.0, epochs_after=2)
+    line = [timer.tick() for _ in range(MEASURED_STEPS + 1)][-1]
+    # 1 s per step: 100 s + 600 s per epoch; 294 steps and two clustering steps to go.
+    assert "1.00 s/step + 10 min before each epoch: about 12 min per epoch" in line
+    assert "25 min left for the run" in line  # 294 + 1200 = 1494 s
+    short = StepTimer(steps_per_epoch=10, steps_left=30, overhead=0.2, epochs_after=2)
+    assert "before each epoch" not in [short.tick() for _ in range(MEASURED_STEPS + 1)][-1]
+
+
 def test_format_seconds():
     assert format_seconds(5) == "5 s"
     assert format_seconds(600) == "10 min"

@@ -105,6 +105,38 @@ def test_resume_after_kill_completes_only_what_is_missing(photo, tmp_path):
     assert {n: (out / n).stat().st_ino for n in survivors} == survivors  # not rewritten
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_ends_in_one_line_that_says_how_to_continue(photo, tmp_path, sig):
+    """Ctrl-C (to the whole process group, as a terminal sends it) or a scheduler's SIGTERM:
+    no worker traceback, no leaked semaphores, the way to continue; the rerun says where it
+    resumes from."""
+    args = [
+        "--image",
+        str(photo),
+        *"--n 20000 --size 64 --shard-size 500 --seed 1 --workers 2".split(),
+    ]
+    out = tmp_path / "out"
+    command = [sys.executable, *"-m sslx.cli generate".split(), *args, "--out", str(out)]
+    proc = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(list(out.glob("shard-*.tar"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "leaked" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        "sslx: interrupted; finished shards are kept; rerun the same command to continue"
+    )
+    kept = len(list(out.glob("shard-*.tar")))
+    assert 2 <= kept < 40 and not (out / MANIFEST_NAME).exists()
+    rerun = subprocess.run([*command, "--quiet"], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"sslx: resuming: {kept * 500:,} of 20,000 patches on disk ({kept} of 40 shards)" in (
+        rerun.stderr
+    )
+
+
 def test_preview_contact_sheet(photo, tmp_path):
     sheet = tmp_path / "grid.png"
     generate(CONFIG, [photo], tmp_path / "out", preview=sheet, progress=False)

@@ -66,12 +66,16 @@ def test_cache_on_disk_is_reused_and_equals_the_in_memory_one(data, tmp_path):
     assert len(passes) > batches and torch.equal(other.features["conv2"], disk.features["conv2"])
 
 
-def test_an_interrupted_probe_continues_from_its_last_epoch(data, tmp_path):
+def test_an_interrupted_probe_continues_from_its_last_epoch(data, tmp_path, capsys):
     net = random_network(ModelConfig(input_size=32), 0)
     state = tmp_path / "probe.pt"
     whole = probe_network(net, data, _config(cache_features=True), OPTIONS)
     probe_network(net, data, _config(cache_features=True, epochs=2), OPTIONS, state)
+    capsys.readouterr()
     resumed = probe_network(net, data, _config(cache_features=True), OPTIONS, state)
+    epochs = _config().epochs
+    said = f"sslx: resuming {net.name}'s probes: 2 of {epochs} epochs done ({state})"
+    assert said in capsys.readouterr().err
     assert resumed.top1 == whole.top1
     for layer in LAYERS:
         assert resumed.train_loss[layer] == pytest.approx(whole.train_loss[layer])

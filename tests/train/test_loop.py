@@ -122,6 +122,7 @@ def test_sigint_stops_with_a_checkpoint_and_the_run_resumes(shards, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "checkpoint saved" in err and "Traceback" not in err
+    assert "sslx: stopping after this step, with a checkpoint; press Ctrl-C again" in err
     step = load_checkpoint(run)["progress"]["global_step"]
     assert step > 0
     done = subprocess.run(
@@ -132,6 +133,9 @@ def test_sigint_stops_with_a_checkpoint_and_the_run_resumes(shards, tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
+    epoch, after = divmod(step, 15)  # 15 steps per epoch
+    said = f"sslx: resuming {run}: epoch {epoch + 1} of 1, after step {after} of 15"
+    assert f"{said} (global step {step})" in done.stderr
     progress = load_checkpoint(run)["progress"]
     assert progress["finished"] and progress["global_step"] == max(step, 15)
 

@@ -31,6 +31,7 @@ A method's name, defaults, options and pretext measure live in its torch-free
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,10 @@ class EpochContext:
     verbose: bool = False  # a hook may print a short line on stderr (main rank, not --quiet)
     # The training step's arithmetic (`precision.step_autocast`), for a hook's own passes.
     autocast: AbstractContextManager = field(default_factory=nullcontext)
+    # True once the user asked to stop (Ctrl-C, SIGTERM) in a one-process run: a hook that
+    # takes minutes may then give up by raising `stop.StopRequested` (ranks would have to
+    # agree first, so under torchrun the request waits for the first step's vote).
+    stop_requested: Callable[[], bool] = lambda: False
     # Set by `on_epoch_end`: scalars added to the epoch's "epoch_end" record in metrics.jsonl
     # and TensorBoard, and a reason to end the run after this epoch (it is then finished,
     # `Progress.stopped`), e.g. the supervised "patience".

@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from sslx import seeds
 from sslx.atomic import atomic_write
 from sslx.common.batching import rank_share
+from sslx.common.timing import format_seconds
 from sslx.errors import InputError, first_line
 from sslx.train.backbone import Backbone
 from sslx.train.batches import Batch
@@ -44,6 +46,7 @@ from sslx.train.methods.deepcluster.clustering import ClusterResult, cluster_ste
 from sslx.train.methods.deepcluster.kmeans import resolve_backend
 from sslx.train.methods.deepcluster.shard_index import EpochDataset, ShardIndex
 from sslx.train.methods.deepcluster.spec import SPEC, DeepClusterOptions
+from sslx.train.stop import StopRequested
 
 CLUSTERS_DIR = "clusters"
 # The clustering features see Resize(256) + CenterCrop(224) of each patch
@@ -168,8 +171,9 @@ class DeepCluster(Method):
         n, w = self._shards.num_samples, dist.world_size
         shares = [rank_share(n, r, w) for r in range(w)]
         backend = resolve_backend(o.kmeans_backend, ctx.device) if dist.is_main else None
+        features = self._reported(self.embed_batches(np.asarray(shares[dist.rank]), ctx), ctx)
         labels, result = cluster_step(
-            self.embed_batches(np.asarray(shares[dist.rank]), ctx),
+            features,
             [len(share) for share in shares],
             self.k,
             width=self.backbone.embed_dim,
@@ -184,7 +188,34 @@ class DeepCluster(Method):
         )
         if dist.is_main:
             self._log(ctx, path, result)
+        if ctx.verbose:
+            print(
+                f"sslx: clustering step {format_seconds(result.seconds_features)} of features, "
+                f"{format_seconds(result.seconds_pca)} of PCA, "
+                f"{format_seconds(result.seconds_kmeans)} of k-means",
+                file=sys.stderr,
+            )
         return labels
+
+    def _reported(self, batches: Iterator[torch.Tensor], ctx: EpochContext):
+        """The feature pass with its own progress bar (it can take minutes before the first
+        step), then a line for the PCA and k-means that follow; stops at a stop request."""
+        share = rank_share(self._shards.num_samples, ctx.dist.rank, ctx.dist.world_size)
+        total = -(-len(share) // ctx.config.optim.batch_size)
+        desc = f"epoch {ctx.epoch + 1}/{ctx.config.optim.epochs} clustering: features"
+        with tqdm(total=total, desc=desc, unit="batch", disable=not ctx.verbose) as bar:
+            for x in batches:
+                if ctx.stop_requested():
+                    raise StopRequested
+                yield x
+                bar.update(1)
+        if ctx.verbose:
+            o = self.options
+            print(
+                f"sslx: clustering: PCA to {o.pca_dim} dims, then k-means into {self.k} "
+                f"clusters ({o.kmeans_iterations} iterations)",
+                file=sys.stderr,
+            )
 
     def embed_batches(self, indices: np.ndarray, ctx: EpochContext) -> Iterator[torch.Tensor]:
         """fc7 before its ReLU, eval mode, the central 224/256 of each patch: one

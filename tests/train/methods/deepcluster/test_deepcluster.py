@@ -239,3 +239,39 @@ def test_a_damaged_previous_clusters_file_costs_only_its_nmi(shards, tmp_path, c
     assert "nmi_previous not logged" in err and "epoch_0000.npy is damaged" in err, err
     record = [r for r in _records(tmp_path / "a") if r.get("event") == "clustering"][-1]
     assert record["epoch"] == 2 and record["nmi_previous"] is None
+
+
+def test_ctrl_c_in_the_feature_pass_stops_at_once_and_the_run_resumes_exactly(
+    shards, tmp_path, monkeypatch, capsys
+):
+    """The clustering step can take minutes: a stop request gives it up at the next batch,
+    saves the state of the epoch's start, and a resumed run equals an uninterrupted one."""
+    import os
+    import signal
+
+    config = _config(shards)
+    straight = train(config, tmp_path / "a", _options())
+    embed = DeepCluster.embed_batches
+    pressed = []
+
+    def pressing_ctrl_c(self, indices, ctx):
+        for i, x in enumerate(embed(self, indices, ctx)):
+            if ctx.epoch == 1 and i == 2 and not pressed:
+                pressed.append(ctx.step)
+                os.kill(os.getpid(), signal.SIGINT)  # the installed handler takes it
+            yield x
+
+    monkeypatch.setattr(DeepCluster, "embed_batches", pressing_ctrl_c)
+    first = train(config, tmp_path / "b", _options(quiet=False))
+    err = capsys.readouterr().err
+    assert first.stopped == "interrupted" and pressed == [15]
+    assert "stopping after this step, with a checkpoint; press Ctrl-C again" in err
+    assert "clustering: features" in err  # the feature pass's own progress bar
+    progress = load_checkpoint(tmp_path / "b")["progress"]
+    assert (progress["epoch"], progress["step_in_epoch"], progress["global_step"]) == (1, 0, 15)
+    assert not clusters_path(tmp_path / "b", 1).exists()
+    monkeypatch.setattr(DeepCluster, "embed_batches", embed)
+    resumed = train(config, tmp_path / "b", _options(), resume=True)
+    a, b = straight.method.state_dict(), resumed.method.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
