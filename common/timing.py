@@ -10,6 +10,10 @@ import time
 MEASURED_STEPS = 5
 # Epoch start-up work shorter than this is left out of the projection (noise).
 OVERHEAD_SHOWN = 1.0
+# A projection is said again when the measured rate moves it by more than DRIFT (of the
+# time left, at least a minute), at most every REPROJECT_AFTER seconds.
+DRIFT = 0.25
+REPROJECT_AFTER = 30.0
 
 
 def format_seconds(seconds: float) -> str:
@@ -44,26 +48,36 @@ class StepTimer:
         self.epochs_after = epochs_after
         self.seen = 0
         self.started: float | None = None
-        self.done = False
+        self.said: tuple[float, float] | None = None  # (when, seconds left it said)
 
     def tick(self) -> str | None:
-        if self.done:
-            return None
         self.seen += 1
         now = time.perf_counter()
         if self.seen == 1:
             self.started = now
             return None
         measured = self.seen - 1
-        if measured < MEASURED_STEPS and self.seen < min(self.steps_per_epoch, self.steps_left):
-            return None
-        self.done = True
         per_step = (now - self.started) / measured
         left = per_step * (self.steps_left - self.seen) + self.overhead * self.epochs_after
-        per_epoch = per_step * self.steps_per_epoch + self.overhead
-        start = f" + {format_seconds(self.overhead)} before each epoch" if self.overhead else ""
+        if self.said is None:
+            if measured < MEASURED_STEPS and self.seen < min(self.steps_per_epoch, self.steps_left):
+                return None
+            self.said = (now, left)
+            per_epoch = per_step * self.steps_per_epoch + self.overhead
+            start = f" + {format_seconds(self.overhead)} before each epoch" if self.overhead else ""
+            return (
+                f"sslx: {per_step:.2f} s/step{start}: about {format_seconds(per_epoch)}"
+                f" per epoch, {format_seconds(left)} left for the {self.what} "
+                f"(measured on {measured} steps)"
+            )
+        # Later, the rate over every step so far: a machine that got busier (or freer) than
+        # during the first steps moves the projection, and it is said again.
+        when, said_left = self.said
+        expected = said_left - (now - when)
+        if now - when < REPROJECT_AFTER or abs(left - expected) <= DRIFT * max(expected, 60):
+            return None
+        self.said = (now, left)
         return (
-            f"sslx: {per_step:.2f} s/step{start}: about {format_seconds(per_epoch)}"
-            f" per epoch, {format_seconds(left)} left for the {self.what} "
-            f"(measured on {measured} steps)"
+            f"sslx: re-projected at the measured {per_step:.2f} s/step: "
+            f"{format_seconds(left)} left for the {self.what} (measured on {measured} steps)"
         )

@@ -14,6 +14,7 @@ import cv2
 from sslx.errors import InputError
 
 SAMPLED = 9  # patches rendered for the forecast; the first pays for warm-up and is not timed
+RATE_AFTER = 20.0  # seconds of writing before the measured rate is said
 TAR_BLOCK = 512
 SHARD_OVERHEAD = 10240  # a tar's end-of-archive blocks, padded to a record
 MARGIN = 1.05  # of the forecast size, plus FREE_SPACE_FLOOR, must be free
@@ -55,6 +56,27 @@ def forecast(
     size = patches * sum(sizes) / sampled + shards * SHARD_OVERHEAD
     parallel = max(1, min(workers, shards))
     return Forecast(patches, int(size), patches * per_patch / parallel)
+
+
+class MeasuredRate:
+    """The forecast checked against the work itself: once, after `after` seconds of writing,
+    the measured rate and the time left (a busy machine or a slow disk shows here)."""
+
+    def __init__(self, total: int, forecast_seconds: float, after: float = RATE_AFTER) -> None:
+        self.total, self.forecast_seconds, self.after = total, forecast_seconds, after
+        self.started = time.perf_counter()
+        self.said = False
+
+    def update(self, done: int) -> str | None:
+        elapsed = time.perf_counter() - self.started
+        if self.said or done <= 0 or done >= self.total or elapsed < self.after:
+            return None
+        self.said = True
+        rate = done / elapsed
+        return (
+            f"sslx: measured {rate:,.0f} patches/s: about {_duration((self.total - done) / rate)}"
+            f" left (the forecast said {_duration(self.forecast_seconds)} in all)"
+        )
 
 
 def check_disk(out: Path, need: int) -> None:

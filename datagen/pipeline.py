@@ -24,7 +24,7 @@ from tqdm import tqdm
 from sslx.atomic import write_bytes_atomic
 from sslx.datagen import shards as sh
 from sslx.datagen.config import GenerateConfig
-from sslx.datagen.estimate import check_disk, forecast, forecast_line
+from sslx.datagen.estimate import MeasuredRate, check_disk, forecast, forecast_line
 from sslx.datagen.render import render_patch
 from sslx.datagen.samples_table import scan_shard, write_table
 from sslx.datagen.sampling import sample_params
@@ -84,13 +84,13 @@ def _generate(config, paths, sources, identity, out, workers, part, preview, pro
             f"({len(done)} of {len(mine)} shards)",
             file=sys.stderr,
         )
-    _forecast(config, sources, out, todo, workers, progress)
+    seconds = _forecast(config, sources, out, todo, workers, progress)
 
     if preview is not None:
         write_preview(Path(preview), sources, config)
 
     start = time.perf_counter()
-    written = _write_shards(config, paths, sources, out, todo, workers, progress)
+    written = _write_shards(config, paths, sources, out, todo, workers, progress, seconds)
     seconds = time.perf_counter() - start
 
     complete = all((out / sh.shard_name(j)).exists() for j in range(config.num_shards))
@@ -106,14 +106,16 @@ def _generate(config, paths, sources, identity, out, workers, part, preview, pro
     )
 
 
-def _forecast(config, sources, out, todo, workers, progress) -> None:
-    """Say how big and how long the work is, and refuse it if the disk cannot hold it."""
+def _forecast(config, sources, out, todo, workers, progress) -> float:
+    """Say how big and how long the work is, and refuse it if the disk cannot hold it;
+    returns the seconds forecast."""
     patches = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in todo)
     sizes = [s.size for s in sources]
     f = forecast(lambda i: render_sample(i, sources, config, sizes), patches, len(todo), workers)
     if progress and patches:
         print(forecast_line(f, config.size, workers), file=sys.stderr)
     check_disk(out, f.bytes)
+    return f.seconds
 
 
 def _min_source_side(config: GenerateConfig) -> int:
@@ -129,8 +131,10 @@ def _write_shards(
     todo: list[int],
     workers: int,
     progress: bool,
+    forecast_seconds: float = 0.0,
 ) -> dict[int, sh.ShardRecord]:
     total = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in todo)
+    rate = MeasuredRate(total, forecast_seconds)
     bar = tqdm(
         total=total,
         unit="patch",
@@ -142,17 +146,35 @@ def _write_shards(
     threads = cv2.getNumThreads()
     try:
         if workers == 1 or len(todo) <= 1:
-            _init_worker(paths, config, out, bar.update, sources)
+
+            def report(count: int) -> None:
+                bar.update(count)
+                _say(rate.update(bar.n), progress)
+
+            _init_worker(paths, config, out, report, sources)
             return {j: _make_shard(j) for j in todo}
-        return _write_shards_in_pool(config, paths, out, todo, min(workers, len(todo)), bar)
+        workers = min(workers, len(todo))
+        return _write_shards_in_pool(config, paths, out, todo, workers, bar, rate, progress)
     finally:
         bar.close()
         cv2.setNumThreads(threads)
         _WORKER.clear()
 
 
+def _say(line: str | None, progress: bool) -> None:
+    if line and progress:
+        tqdm.write(line, file=sys.stderr)
+
+
 def _write_shards_in_pool(
-    config: GenerateConfig, paths: list[Path], out: Path, todo: list[int], workers: int, bar: tqdm
+    config: GenerateConfig,
+    paths: list[Path],
+    out: Path,
+    todo: list[int],
+    workers: int,
+    bar: tqdm,
+    rate: MeasuredRate,
+    progress: bool,
 ) -> dict[int, sh.ShardRecord]:
     ctx = mp.get_context("spawn")
     done = ctx.Value("q", 0)  # samples rendered so far, across workers: drives the bar
@@ -164,6 +186,7 @@ def _write_shards_in_pool(
             for j in [j for j, r in pending.items() if r.ready()]:
                 written[j] = pending.pop(j).get()  # re-raises a worker's exception
             bar.update(done.value - bar.n)
+            _say(rate.update(bar.n), progress)
             if pending:
                 time.sleep(0.2)
         bar.update(done.value - bar.n)

@@ -29,6 +29,24 @@ def test_step_timer_counts_each_epoch_s_start_up_work(monkeypatch):
     assert "before each epoch" not in [short.tick() for _ in range(MEASURED_STEPS + 1)][-1]
 
 
+def test_the_projection_follows_the_measured_rate(monkeypatch):
+    """Steps that become 4x slower after the first projection (a machine that got busy)
+    are said once more, with the rate measured over every step so far."""
+    times = [0.0]
+    for step in range(1, 400):
+        times.append(times[-1] + (1.0 if step <= 20 else 4.0))
+    clock = iter(times)
+    monkeypatch.setattr("sslx.common.timing.time.perf_counter", lambda: next(clock))
+    timer = StepTimer(steps_per_epoch=100, steps_left=300)
+    lines = [(i, line) for i in range(1, 301) if (line := timer.tick())]
+    assert lines[0][0] == MEASURED_STEPS + 1 and "1.00 s/step" in lines[0][1]
+    assert "re-projected at the measured" in lines[1][1]
+    assert 1 < len(lines) < 10  # said again when it drifts, not at every step
+    steady = StepTimer(steps_per_epoch=100, steps_left=300)
+    clock = iter(float(t) for t in range(400))
+    assert sum(bool(steady.tick()) for _ in range(300)) == 1
+
+
 def test_format_seconds():
     assert format_seconds(5) == "5 s"
     assert format_seconds(600) == "10 min"
