@@ -18,10 +18,10 @@ import click
 from sslx import settings
 from sslx.common.datasets import CIFAR_DATASETS, LabelledConfig, eval_crop_ratio
 from sslx.errors import InputError, check_apart, check_out_apart
-from sslx.options import OUT
+from sslx.options import OUT, SEED
 from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.settings import Setting
-from sslx.train.model import ModelConfig
+from sslx.train.model import MAX_INPUT_SIZE, ModelConfig
 
 MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more than a screen
 
@@ -32,22 +32,60 @@ CHECKPOINTS = Setting(
     unit="CHECKPOINT",
     multiple=True,
 )
-RANDOM_INIT = Setting(
-    'Also probe an untrained network (the paper\'s "Random" row), built from --arch, '
-    "--size, --sobel and --conv1-stride.",
-    bool,
-    switch=False,
-)
+RANDOM_INIT = Setting('Also an untrained network (the paper\'s "Random" row).', bool, switch=False)
 DOWNLOAD = Setting(
     "Download CIFAR-10/100 into --data-dir first (needs internet).", bool, switch=False
 )
 COLUMNS = Setting("Filters per row.", int, low=1, high=1024)
 ZOOM = Setting("Pixels per filter weight.", int, low=1, high=MAX_ZOOM)
+# `sslx viz style`: the smallest side of an image, read or scaled, as for a source photo
+# (datagen's MIN_SOURCE_SIDE); each network also checks its own need (AlexNet at conv1
+# stride 4: 63 px, for a map after conv5's max-pool).
+MIN_STYLE_SIDE = 32
+CONTENT = Setting(
+    "The photo to repaint: its conv4 features are kept (ResNet-18: layer3).",
+    Path,
+    unit="IMAGE",
+)
+STYLE = Setting(
+    "The picture whose style is painted in: the Gram matrices of every tap.", Path, unit="IMAGE"
+)
+STYLE_SIZE = Setting(
+    "Longer side of the content image, and of the result, in pixels; the style image is "
+    "scaled to the same longer side.",
+    int,
+    flag="--size",
+    unit="PIXELS",
+    low=MIN_STYLE_SIDE,
+    high=MAX_INPUT_SIZE,
+)
+STEPS = Setting(
+    "L-BFGS iterations per network, always all of them (no early stop).",
+    int,
+    unit="N",
+    low=1,
+    high=10_000,
+)
+STYLE_WEIGHT = Setting(
+    "Weight of the style loss (each tap's Gram error relative to the style image's Gram).",
+    float,
+    low=0,
+    open_low=True,
+)
+CONTENT_WEIGHT = Setting(
+    "Weight of the content loss (the feature error relative to the content image's).",
+    float,
+    low=0,
+)
 
 
 @click.command()
 @settings.option("checkpoints", CHECKPOINTS)
-@settings.option("random_init", RANDOM_INIT)
+@settings.option(
+    "random_init",
+    RANDOM_INIT,
+    note="Probed like the checkpoints, built from --arch, --size, --sobel and --conv1-stride.",
+)
 @settings.options(
     ModelConfig,
     only=("arch", "input_size", "sobel", "conv1_stride"),
@@ -123,7 +161,8 @@ def probe(**flags: Any) -> None:
         f"{len(data.classes)} classes ({data.info['val']})",
         err=True,
     )
-    meta = {"data": data.info, "config": {**vars(config), "layers": list(config.layers)}}
+    info = {**data.info, "classes": len(data.classes)}
+    meta = {"data": info, "config": {**vars(config), "layers": list(config.layers)}}
     results: list[ProbeResult] = []
     for net in networks:
         dims = probe_dims(net.model.config, config.layers_of(net.model.config))
@@ -168,13 +207,83 @@ def viz() -> None:
 def filters(checkpoint: Path, out: Path, columns: int, zoom: int) -> None:
     """Save the conv1 filters of CHECKPOINT as an image grid."""
     from sslx.probe.networks import checkpoint_network
-    from sslx.probe.viz import save_filters
+    from sslx.probe.viz import filters_title, save_filters
 
     if out.suffix.lower() != ".png":
         raise InputError(f"--out must be a .png file (got {out.name})")
     net = checkpoint_network(checkpoint)
-    width, height = save_filters(net.model, out, columns, zoom)
+    title = filters_title(net.name, net.model)
+    width, height = save_filters(net.model, out, columns, zoom, title)
     click.echo(f"wrote {out} ({width}x{height} px)", err=True)
+
+
+@viz.command("style")
+@settings.option("content", CONTENT, required=True)
+@settings.option("style", STYLE, required=True)
+@settings.option(
+    "checkpoints", CHECKPOINTS, note="Here: one stylised picture each, titled with its name."
+)
+@settings.option(
+    "random_init",
+    RANDOM_INIT,
+    note="Here: the first checkpoint's architecture and geometry (without one, AlexNet at "
+    "224 px), initialised from --seed, titled as in sslx probe.",
+)
+@settings.option("size", STYLE_SIZE, default=256)
+@settings.option("steps", STEPS, default=50)
+@settings.option("style_weight", STYLE_WEIGHT, default=1000.0)
+@settings.option("content_weight", CONTENT_WEIGHT, default=1.0)
+@settings.option("seed", SEED, default=0, note="Here: the --random-init network's weights.")
+@settings.option("out", OUT, required=True, note="The PNG file to write.")
+def style_transfer(**flags: Any) -> None:
+    """Neural style transfer through each network, side by side (Gatys, Ecker, Bethge 2016).
+
+    One picture: the content image, the style image, then the content image repainted in
+    the style by each network (L-BFGS from the content image, on the Gram matrices of every
+    tap and the conv4 features). See docs/probe.md, "Style transfer".
+    """
+    from sslx.probe.style import check_fits, load_image, save_figure, stylise
+
+    out: Path = flags["out"]
+    if out.suffix.lower() != ".png":
+        raise InputError(f"--out must be a .png file (got {out.name})")
+    check_out_apart(out, [("--content", flags["content"]), ("--style", flags["style"])])
+    size = flags["size"]
+    content = load_image(flags["content"], "--content", size, MIN_STYLE_SIDE)
+    style = load_image(flags["style"], "--style", size, MIN_STYLE_SIDE)
+    networks = _style_networks(flags)
+    for net in networks:
+        check_fits(net, content, "--content", size)
+        check_fits(net, style, "--style", size)
+    out.parent.mkdir(parents=True, exist_ok=True)  # a read-only place fails now, not at the end
+    panels = [("content", content), ("style", style)]
+    for net in networks:
+        click.echo(f"{net.name}: {flags['steps']} L-BFGS steps", err=True)
+        image, _ = stylise(
+            net.model,
+            content,
+            style,
+            flags["steps"],
+            flags["style_weight"],
+            flags["content_weight"],
+        )
+        panels.append((net.name, image))
+    width, height = save_figure(panels, out)
+    click.echo(f"wrote {out} ({width}x{height} px)", err=True)
+
+
+def _style_networks(flags: dict) -> list:
+    """The checkpoints, then the random network of the first one's geometry (`_networks`'
+    naming: each checkpoint's run name, "random" or "random-resnet18", made unique)."""
+    from sslx.probe.networks import checkpoint_network, random_network, unique_names
+
+    networks = [checkpoint_network(p) for p in flags["checkpoints"]]
+    if flags["random_init"]:
+        geometry = networks[0].model.config if networks else ModelConfig()
+        networks.append(random_network(geometry, flags["seed"]))
+    if not networks:
+        raise InputError("nothing to draw: give --checkpoint CKPT and/or --random-init")
+    return unique_names(networks)
 
 
 @viz.command()

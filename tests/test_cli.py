@@ -77,13 +77,22 @@ def test_every_help_is_built_without_importing_torch():
         [sys.executable, "-c", HELP_WITHOUT_TORCH], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    # sslx, generate, probe, train, viz, viz ablation, viz filters, viz modern
-    assert result.stdout.split() == ["8", "[]"], result.stdout
+    # sslx, generate, probe, train, viz, viz ablation, viz filters, viz modern, viz style
+    assert result.stdout.split() == ["9", "[]"], result.stdout
 
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["train"], ["probe"], ["viz"], ["viz", "filters"], ["viz", "ablation"], ["viz", "modern"]],
+    [
+        [],
+        ["train"],
+        ["probe"],
+        ["viz"],
+        ["viz", "filters"],
+        ["viz", "ablation"],
+        ["viz", "modern"],
+        ["viz", "style"],
+    ],
 )
 def test_help_of_every_command(command):
     result = run(*command, "--help")

@@ -60,7 +60,10 @@ ADDED = {
     ),
 }
 # Commands added since, each with the issue that added it.
-ADDED_COMMANDS = {"viz modern"}  # the modern-methods table (issue 25)
+ADDED_COMMANDS = {
+    "viz modern",  # the modern-methods table (issue 25)
+    "viz style",  # neural style transfer through each network
+}
 FIELDS = ("secondary_opts", "type", "default", "required", "is_flag", "multiple", "nargs")
 
 

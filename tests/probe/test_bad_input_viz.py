@@ -1,14 +1,17 @@
-"""`sslx viz filters`, `sslx viz ablation` and `sslx viz modern` on bad input: one
-`sslx: error:` line, exit 2, nothing written.
+"""`sslx viz filters`, `sslx viz style`, `sslx viz ablation` and `sslx viz modern` on bad
+input: one `sslx: error:` line, exit 2, nothing written.
 
 One row per case: arguments (`{name}` runs the setup of that name) and a fragment of the
 expected message. `{ro}` is a read-only folder, `{tmp}` the test folder."""
 
 import argparse
 import json
+import struct
+import zlib
 
 import pytest
 import torch
+from PIL import Image
 
 from sslx.atomic import save_torch_atomic as save_atomic
 from sslx.cli import main
@@ -47,6 +50,24 @@ def _probes(t, name, results, split="held out 0.1"):
     return t / name
 
 
+def _png(t, name, side):
+    Image.new("RGB", (side, side), (200, 90, 40)).save(t / name)
+    return t / name
+
+
+def _huge_png(t):
+    """A PNG whose header claims 20,000 x 20,000 pixels (over `crops.MAX_PIXELS`)."""
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20_000, 20_000, 8, 2, 0, 0, 0))
+    (t / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
+    return t / "huge.png"
+
+
 SETUPS = {
     "ckpt": _checkpoint,
     "unfit": lambda t: _checkpoint(t, {"convs.conv1.0.weight": torch.zeros(3)}),
@@ -69,10 +90,14 @@ SETUPS = {
         t, "misnamed", [{**_net("simclr-resnet18-all-seed0", layers=R18), "source": ALEXNET}]
     ),
     "file": lambda t: (t / "f.txt").write_text("x") and t / "f.txt",
+    "img": lambda t: _png(t, "img.png", 64),
+    "tiny": lambda t: _png(t, "tiny.png", 16),
+    "huge": _huge_png,
 }
 
 OUT = ["--out", "{tmp}/f.png"]
 TO = ["--out", "{tmp}/table"]
+ST = ["style", "--content", "{img}", "--style", "{img}", "--checkpoint", "{ckpt}"]
 CASES = [
     ([*"filters {ckpt} --zoom 0".split(), *OUT], "--zoom must be in [1, 64]"),
     ([*"filters {ckpt} --zoom 100000".split(), *OUT], "--zoom must be in [1, 64]"),
@@ -114,6 +139,19 @@ CASES = [
     ([*"modern {probes} --out {ro}".split()], "cannot write {ro}: Read-only file system"),
     (["modern", *TO], "Missing argument 'PROBE_DIR...'"),
     (["filters"], "sslx viz filters: error: Missing argument 'CHECKPOINT'"),  # the whole path
+    ([*ST, "--out", "{tmp}/f.jpg"], "--out must be a .png file"),
+    ([*ST, "--out", "{img}"], "overlaps the input --content"),
+    ([*ST, "--content", "{tmp}/missing.png", *OUT], "--content: cannot read image"),
+    ([*ST, "--style", "{file}", *OUT], "--style: cannot decode image"),
+    ([*ST, "--style", "{tiny}", *OUT], "is too small (16x16, 256x256 at --size 256); style"),
+    ([*ST, "--content", "{huge}", *OUT], "declares more than the 178,956,970 pixels"),
+    ([*ST[:5], "--random-init", "--size", "48", *OUT], "48x48 px at --size 48, too small for"),
+    ([*ST, "--steps", "0", *OUT], "--steps must be in [1, 10000]"),
+    ([*ST, "--style-weight", "0", *OUT], "--style-weight must be > 0"),
+    ([*ST[:5], *OUT], "nothing to draw: give --checkpoint CKPT and/or --random-init"),
+    ([*ST, "--checkpoint", "{tmp}/missing.pt", *OUT], "checkpoint not found"),
+    ([*ST, "--out", "{ro}/f.png"], "cannot write {ro}: Read-only file system"),
+    (ST[:3] + ST[5:] + OUT, "sslx viz style: error: Missing option '--style'"),
 ]
 
 
