@@ -145,13 +145,6 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     )
     if payload is not None:
         restore_checkpoint(run, payload)
-        if dist.is_main:
-            at = run.progress
-            print(
-                f"sslx: resuming {out}: epoch {at.epoch + 1} of {config.optim.epochs}, "
-                f"after step {at.step_in_epoch} of {steps} (global step {at.global_step})",
-                file=sys.stderr,
-            )
     elif dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / CONFIG_NAME, config)
@@ -160,6 +153,13 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     run.log = MetricsLog(out, dist.is_main, run.progress.global_step)
     progress = run.progress
     if dist.is_main and options.progress:
+        if payload is not None:  # said once the run folder is held and its log readable
+            at = run.progress
+            print(
+                f"sslx: resuming {out}: epoch {at.epoch + 1} of {config.optim.epochs}, "
+                f"after step {at.step_in_epoch} of {steps} (global step {at.global_step})",
+                file=sys.stderr,
+            )
         announce(run)
     try:
         while progress.epoch < config.optim.epochs and not progress.stopped:

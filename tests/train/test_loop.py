@@ -126,7 +126,7 @@ def test_sigint_stops_with_a_checkpoint_and_the_run_resumes(shards, tmp_path):
     step = load_checkpoint(run)["progress"]["global_step"]
     assert step > 0
     done = subprocess.run(
-        [*cmd[: cmd.index("--shards")], "--out", str(run), *"--resume --epochs 1 --quiet".split()],
+        [*cmd[: cmd.index("--shards")], "--out", str(run), *"--resume --epochs 1".split()],
         capture_output=True,
         text=True,
         env=env,
