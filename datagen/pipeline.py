@@ -76,12 +76,10 @@ def _generate(config, paths, sources, identity, out, workers, part, preview, pro
     sh.remove_stale_temporaries(out, mine)  # an interrupted run's, of this part's shards
     todo = [j for j in mine if not _written(out / sh.shard_name(j))]
     if 0 < len(todo) < len(mine):  # said even with --quiet: it is what this run will do
-        done = [j for j in mine if j not in set(todo)]
-        on_disk = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in done)
-        mine_n = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in mine)
+        total = _patches(config, mine)
         print(
-            f"sslx: resuming: {on_disk:,} of {mine_n:,} patches on disk "
-            f"({len(done)} of {len(mine)} shards)",
+            f"sslx: resuming: {total - _patches(config, todo):,} of {total:,} patches on disk "
+            f"({len(mine) - len(todo)} of {len(mine)} shards)",
             file=sys.stderr,
         )
     seconds = _forecast(config, sources, out, todo, workers, progress)
@@ -109,13 +107,17 @@ def _generate(config, paths, sources, identity, out, workers, part, preview, pro
 def _forecast(config, sources, out, todo, workers, progress) -> float:
     """Say how big and how long the work is, and refuse it if the disk cannot hold it;
     returns the seconds forecast."""
-    patches = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in todo)
+    patches = _patches(config, todo)
     sizes = [s.size for s in sources]
     f = forecast(lambda i: render_sample(i, sources, config, sizes), patches, len(todo), workers)
     if progress and patches:
         print(forecast_line(f, config.size, workers), file=sys.stderr)
     check_disk(out, f.bytes)
     return f.seconds
+
+
+def _patches(config: GenerateConfig, shards: Sequence[int]) -> int:
+    return sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in shards)
 
 
 def _min_source_side(config: GenerateConfig) -> int:
@@ -133,7 +135,7 @@ def _write_shards(
     progress: bool,
     forecast_seconds: float = 0.0,
 ) -> dict[int, sh.ShardRecord]:
-    total = sum(len(sh.shard_range(j, config.shard_size, config.n)) for j in todo)
+    total = _patches(config, todo)
     rate = MeasuredRate(total, forecast_seconds)
     bar = tqdm(
         total=total,

@@ -153,14 +153,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     run.log = MetricsLog(out, dist.is_main, run.progress.global_step)
     progress = run.progress
     if dist.is_main and options.progress:
-        if payload is not None:  # said once the run folder is held and its log readable
-            at = run.progress
-            print(
-                f"sslx: resuming {out}: epoch {at.epoch + 1} of {config.optim.epochs}, "
-                f"after step {at.step_in_epoch} of {steps} (global step {at.global_step})",
-                file=sys.stderr,
-            )
-        announce(run)
+        announce(run, resumed=payload is not None)
     try:
         while progress.epoch < config.optim.epochs and not progress.stopped:
             ctx = EpochContext(

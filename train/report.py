@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
+from sslx.train.batches import steps_per_epoch
 from sslx.train.model import ModelConfig
 from sslx.train.precision import arithmetic_text, slow_bf16_note, use_channels_last
 
@@ -100,9 +101,17 @@ class LivePostfix:
         self.images, self.last = 0, now
 
 
-def announce(run: Run) -> None:
-    """The start-up summary (and a hint when CPU settings are slow), before the first step."""
+def announce(run: Run, resumed: bool = False) -> None:
+    """The start-up summary (and a hint when CPU settings are slow), before the first step;
+    a resumed run first says where it continues."""
     o = run.config.optim
+    if resumed:  # said once the run folder is held and its log readable
+        at, steps = run.progress, steps_per_epoch(run.data.num_samples, o.batch_size)
+        tqdm.write(
+            f"sslx: resuming {run.out}: epoch {at.epoch + 1} of {o.epochs}, after step "
+            f"{at.step_in_epoch} of {steps} (global step {at.global_step})",
+            file=sys.stderr,
+        )
     steps, samples = getattr(run.data, "steps", None), run.data.num_samples
     layout = dict(world_size=run.dist.world_size, batch_size=o.batch_size, workers=run.workers)
     layout["arithmetic"] = arithmetic_text(
