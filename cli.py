@@ -83,7 +83,7 @@ PREVIEW = Setting(
 
 
 @cli.command()
-@settings.option("images", IMAGES, default_text="the built-in Hubble Deep Field")
+@settings.option("images", IMAGES, default_text="the built-in coffee-cup photo")
 @settings.option(
     "out",
     OUT,
@@ -139,6 +139,8 @@ def generate(images, out, workers, part, preset, preview, quiet, **values) -> No
         f"in {report.seconds:.1f} s ({rate:.0f} patches/s) to {report.out}",
         err=True,
     )
+    if preview is not None:
+        click.echo(f"look: {preview} shows the first 64 patches, 8 per row", err=True)
     if report.complete:
         click.echo(
             f"dataset complete: {report.num_shards} shards, {report.out / 'manifest.json'}",

@@ -24,6 +24,7 @@ STREAMS = {
     "probe": 6,  # linear probes: init, batch order, augmentation
     "split": 7,  # the held-out validation split of a labelled dataset
     "views": 8,  # multi-view methods: crop and colour draws per (epoch, sample, view)
+    "eval_cluster": 9,  # probe --eval cluster: k-means seeding per (layer crc32, restart)
 }
 
 

@@ -29,8 +29,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
+from sslx.common.kmeans import kmeans_faiss, kmeans_torch
 from sslx.train.methods.deepcluster.clustering import FeatureStats, cluster, l2_normalise
-from sslx.train.methods.deepcluster.kmeans import kmeans_faiss, kmeans_torch
 
 
 def parse_args() -> argparse.Namespace:

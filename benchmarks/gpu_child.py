@@ -144,8 +144,8 @@ def synthetic_batches(n: int, width: int, centres: int, batch: int, device: torc
 
 
 def run_cluster(spec: dict) -> dict:
+    from sslx.common.kmeans import resolve_backend
     from sslx.train.methods.deepcluster.clustering import cluster_step
-    from sslx.train.methods.deepcluster.kmeans import resolve_backend
 
     device = torch.device(spec["device"])
     if device.type == "cuda":  # "cuda" names no index: the current device

@@ -21,7 +21,7 @@ TRAIN_HEADER = (
 
 
 def environment(device: torch.device, workers: int, quick: bool) -> str:
-    from sslx.train.methods.deepcluster.kmeans import (
+    from sslx.common.kmeans import (
         _faiss,
         faiss_gpu_problem,
         faiss_import_problem,

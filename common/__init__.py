@@ -9,5 +9,7 @@ into each other, and it imports no stage.
 - `optim`: the optimiser block's settings (`OptimConfig`), shared by train and probe.
 - `device`: the device choice and the loader-worker defaults.
 - `timing`: the projected time of a run or a probe.
+- `kmeans`: k-means on FAISS or in torch and the choice between them (DeepCluster's
+  clustering step, the probe's cluster evaluation).
 - `batching`: positions in batches, each rank's share; `lazy`: exports imported on use.
 """

@@ -23,7 +23,7 @@ from sslx.errors import InputError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MIN_SOURCE_SIDE = 32
 ALPHA_BACKGROUND = 128  # transparent pixels become mid-grey rather than black
-DEFAULT_IMAGE_NAME = "hubble_deep_field.jpg"  # NASA, public domain
+DEFAULT_IMAGE_NAME = "coffee.png"  # Rachel Michetti, CC0 (as shipped with scikit-image)
 
 
 def default_image() -> Path:

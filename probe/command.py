@@ -119,11 +119,12 @@ CONTENT_WEIGHT = Setting(
     "out",
     OUT,
     required=True,
-    note="Folder for results.{md,json,csv}, accuracy.png and the resumable probe states "
-    "(rerun the same command to resume).",
+    note="Folder for results.{md,json,csv}, accuracy.png (knn.png, cluster.png with --eval "
+    "knn, cluster), report.html and the resumable states (rerun the same command to resume).",
 )
 def probe(**flags: Any) -> None:
-    """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer)."""
+    """Linear probes on conv1..conv5 of frozen networks (top-1 / top-5 per layer); with
+    --eval, also weighted kNN and k-means cluster quality per layer."""
     source = settings.build(LabelledConfig, flags)
     options = settings.build(ProbeOptions, flags)
     check_out_apart(flags["out"], settings.locations(source))
@@ -139,11 +140,16 @@ def probe(**flags: Any) -> None:
     )
 
     from sslx.common.labelled import load_labelled
+    from sslx.probe.evaluate import evaluate_network
     from sslx.probe.heads import probe_dims
+    from sslx.probe.html import network_panels
+    from sslx.probe.neighbours import check_evaluable
     from sslx.probe.report import dims_line, write_report
-    from sslx.probe.run import ProbeResult, _slug, probe_network
+    from sslx.probe.run import ProbeResult
 
     networks = _networks(flags)
+    for net in networks:  # a tap one of them lacks is refused before anything is written
+        config.layers_of(net.model.config)
     data = load_labelled(
         dataset,
         Path(source.data_dir),
@@ -154,6 +160,7 @@ def probe(**flags: Any) -> None:
     )
     if len(data.classes) < 2:  # one class: every probe scores 100%, a meaningless number
         raise InputError(f"{source.data_dir} has {len(data.classes)} class(es); a probe needs 2+")
+    check_evaluable(config.evals, len(data.train), len(data.val), len(data.classes))
     out: Path = flags["out"]
     (out / "state").mkdir(parents=True, exist_ok=True)
     click.echo(
@@ -163,15 +170,19 @@ def probe(**flags: Any) -> None:
     )
     info = {**data.info, "classes": len(data.classes)}
     meta = {"data": info, "config": {**vars(config), "layers": list(config.layers)}}
+    panels = network_panels(networks)  # report.html's filters and training configs, once
     results: list[ProbeResult] = []
     for net in networks:
         dims = probe_dims(net.model.config, config.layers_of(net.model.config))
         click.echo(dims_line(net.name, net.model.config.input_size, dims), err=True)
-        state = out / "state" / f"{_slug(net.name)}.pt"
-        results.append(probe_network(net, data, config, options, state))
-        text = write_report(results, meta, out)
+        results.append(evaluate_network(net, data, config, options, out / "state"))
+        text = write_report(results, meta, out, panels)
     click.echo(text)
-    click.echo(f"wrote {out}/results.md, results.json, results.csv, accuracy.png", err=True)
+    written = "results.md, results.json, results.csv, accuracy.png, report.html"
+    click.echo(f"wrote {out}/{written}", err=True)
+    pictures = [f"{name}.png" for name in ("knn", "cluster") if name in config.evals]
+    if pictures:
+        click.echo(f"wrote {out}/{', '.join(pictures)}", err=True)
 
 
 def _networks(flags: dict) -> list:

@@ -29,9 +29,29 @@ def _layers(text: str | tuple[str, ...]) -> tuple[str, ...]:
     return parse_layers(text, "--layers")  # none: every tap of each network
 
 
+EVALS = ("linear", "knn", "cluster")
+
+
+def _evals(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """'cluster,linear' -> ('linear', 'cluster'), in EVALS' order; an unknown name, or
+    none, is an InputError (a stored value comes back as a list or tuple)."""
+    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in EVALS]
+    if unknown or not names:
+        what = f"unknown evaluation(s) {', '.join(map(str, unknown))}" if unknown else "none"
+        raise InputError(f"--eval: {what}; give a comma-separated list of {', '.join(EVALS)}")
+    return tuple(n for n in EVALS if n in names)
+
+
+def _spell_evals(evals: tuple[str, ...]) -> str:
+    return ",".join(evals)
+
+
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Everything that decides a probe's result (`epochs` may grow on a rerun)."""
+    """Everything that decides a probe's result (`epochs` may grow on a rerun, and `evals`,
+    which evaluations run, may change)."""
 
     layers: tuple[str, ...] = declare(
         (),
@@ -76,6 +96,21 @@ class ProbeConfig:
         switch=False,
     )
     seed: int = SEED.field(0)
+    # Which evaluations run may change on a rerun: each keeps its own state (docs/probe.md).
+    evals: tuple[str, ...] = declare(
+        ("linear",),
+        help="Comma-separated evaluations of each layer: linear (the trained linear probes), "
+        "knn (weighted k-nearest neighbours of the validation images among the training "
+        "images, k = 20 and 200) and cluster (k-means of the validation images into as many "
+        "clusters as classes, scored by NMI, AMI and ARI). knn and cluster read the feature "
+        "cache, extracted for them whether or not --cache-features is given; without "
+        "linear, no probe is trained.",
+        flag="--eval",
+        unit="NAMES",
+        parse=_evals,
+        spell=_spell_evals,
+        resume=FREE,
+    )
 
     def layers_of(self, model: ModelConfig) -> tuple[str, ...]:
         """The taps probed on a network: `layers`, all of them that network's, or every tap

@@ -1,4 +1,5 @@
-"""Pooled conv features of a frozen network: streamed per batch, or extracted once and cached.
+"""Pooled conv features of a frozen network: streamed per batch, or extracted once and cached
+(`NetworkCaches`: a network's caches, shared by the linear probe and kNN / k-means).
 
 Both paths yield the same thing, `(features, labels)` with features a dict layer -> N x D,
 and both walk the training set in the same seeded batches (`epoch_batches`), so the probes
@@ -10,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,8 +28,15 @@ from sslx import seeds
 from sslx.atomic import atomic_write, write_text_atomic
 from sslx.common.batching import in_order
 from sslx.common.device import PREFETCH_BATCHES
+from sslx.common.labelled import LabelledSplit
+from sslx.probe.config import ProbeConfig, ProbeOptions
+from sslx.probe.data import Transformed, eval_transform
 from sslx.probe.heads import TapPooling, probe_shapes
+from sslx.probe.plan import cache_bytes, check_cache_fits
 from sslx.train.backbone import Backbone
+
+if TYPE_CHECKING:
+    from sslx.probe.run import Network
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
@@ -246,3 +256,70 @@ def extract_features(
         files = {p: _fingerprint(f) for p, f in _cache_files(cache_dir, name, key).items()}
         write_text_atomic(cache_dir / f"{name}.json", json.dumps({"key": key, "files": files}))
     return FeatureCache(features, labels, crops)
+
+
+# What a network's cached features depend on besides the network and the data: the
+# evaluation transform and the extraction's batches.
+FEATURE_SETTINGS = ("crop_ratio", "ten_crop", "batch_size")
+
+
+def features_key(network: Network, data: LabelledSplit, config: ProbeConfig) -> dict:
+    """What a network's feature cache is made from (its marker on disk, the kNN and
+    cluster states)."""
+    chosen = {k: getattr(config, k) for k in FEATURE_SETTINGS}
+    return {"network": network.source, "data": data.info, "features": chosen}
+
+
+class NetworkCaches:
+    """One network's feature caches (`extract_features`: float16, no augmentation), each
+    split extracted at most once in a run, so that the linear probe's --cache-features and
+    kNN / k-means share them. `options` are `sslx.probe.run.resolved`'s."""
+
+    def __init__(
+        self,
+        network: Network,
+        data: LabelledSplit,
+        config: ProbeConfig,
+        options: ProbeOptions,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.network, self.data, self.config, self.options = network, data, config, options
+        self.cache_dir = cache_dir  # this network's memory-mapped files (--cache-dir), or None
+        self.splits: dict[str, FeatureCache] = {}
+        self.seconds = 0.0  # spent extracting
+
+    def get(self, trunk: FrozenTrunk, names: tuple[str, ...], why: str) -> list[FeatureCache]:
+        """The caches of `names` ("train", "val"; val with ten crops if `ten_crop`), those
+        not yet extracted checked against the free memory or disk first (`why` is the
+        flag that needs them, for that message)."""
+        config, options = self.config, self.options
+        size = self.network.model.config.input_size
+        crops = 10 if config.ten_crop else 1
+        parts = {
+            "train": (self.data.train, eval_transform(size, config.crop_ratio), 1),
+            "val": (self.data.val, eval_transform(size, config.crop_ratio, config.ten_crop), crops),
+        }
+        missing = [n for n in names if n not in self.splits]
+        if not missing:
+            return [self.splits[n] for n in names]
+        images = {n: len(parts[n][0]) if n in missing else 0 for n in parts}
+        needed = cache_bytes(images["train"], images["val"], dict(trunk.dims), crops)
+        check_cache_fits(needed, self.cache_dir, why)
+        key = json.dumps(features_key(self.network, self.data, config), sort_keys=True, default=str)
+        t0 = time.perf_counter()
+        for name in missing:
+            dataset, transform, n_crops = parts[name]
+            self.splits[name] = extract_features(
+                trunk,
+                Transformed(dataset, transform),
+                batch_size=config.batch_size,
+                workers=options.workers,
+                device=torch.device(options.device),
+                crops=n_crops,
+                cache_dir=self.cache_dir,
+                name=name,
+                fingerprint=key,
+                progress=options.progress,
+            )
+        self.seconds += time.perf_counter() - t0
+        return [self.splits[n] for n in names]

@@ -28,12 +28,16 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_cache_fits(nbytes: int, cache_dir: Path | None) -> None:
-    """Refuse a cache that will not fit, before hours of extraction fill it."""
+def check_cache_fits(nbytes: int, cache_dir: Path | None, why: str = "--cache-features") -> None:
+    """Refuse a cache that will not fit, before hours of extraction fill it. `why` is the
+    flag that asks for the cache: --cache-features, which streaming can replace, or the
+    kNN and cluster evaluations, which always read the cache."""
     gb = 1e9
+    stream = why == "--cache-features"
     if cache_dir is None:
         free, where = available_memory(), "memory available"
-        hint = "give --cache-dir on a disk with room, or drop --cache-features to stream"
+        hint = "give --cache-dir on a disk with room"
+        hint += ", or drop --cache-features to stream" if stream else ""
     else:
         existing = cache_dir
         while not existing.exists():
@@ -41,8 +45,9 @@ def check_cache_fits(nbytes: int, cache_dir: Path | None) -> None:
         # Files of an earlier cache here are reused or overwritten in place.
         reusable = sum(p.stat().st_size for p in cache_dir.glob("*.f16"))
         free, where = shutil.disk_usage(existing).free + reusable, f"free in {cache_dir}"
-        hint = "use another --cache-dir, or drop --cache-features to stream"
+        hint = "use another --cache-dir"
+        hint += ", or drop --cache-features to stream" if stream else ""
     if nbytes > free:
         raise InputError(
-            f"--cache-features needs {nbytes / gb:.1f} GB, only {free / gb:.1f} GB {where}; {hint}"
+            f"{why} needs {nbytes / gb:.1f} GB, only {free / gb:.1f} GB {where}; {hint}"
         )

@@ -1,27 +1,48 @@
-"""Probe results people can read: markdown tables, JSON, CSV and the accuracy-per-layer plot."""
+"""Probe results people can read: markdown tables, JSON, CSV, the accuracy-per-layer plot,
+and report.html, all of them in one page (`sslx.probe.html`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from sslx.atomic import write_json_atomic, write_png_atomic, write_text_atomic
+from sslx.probe.evaluation_report import (
+    CSV_COLUMNS,
+    evaluation_csv_rows,
+    evaluation_tables,
+    plot_evaluations,
+)
+from sslx.probe.html import REPORT_NAME, NetworkPanel, report_page
 from sslx.probe.run import ProbeResult
+
+
+def table_rows(results: list[ProbeResult], metric: str = "top1") -> list[list[str]]:
+    """The header, then one row per network: its name and the accuracy (%) per layer. Both
+    results.md and report.html are made from these rows, so they show the same table."""
+    layers = list(results[0].dims)
+    rows = [[f"{metric} (%)", *layers]]
+    for r in results:
+        values = getattr(r, metric)
+        rows.append([r.name, *(f"{100 * values[n]:.1f}" if n in values else "" for n in layers)])
+    return rows
 
 
 def markdown_table(results: list[ProbeResult], metric: str = "top1") -> str:
     """One row per network, one column per layer, accuracy in percent."""
-    layers = list(results[0].dims)
+    return _markdown(table_rows(results, metric))
+
+
+def _markdown(table: list[list[str]]) -> str:
+    header, *rows = table
     lines = [
-        f"| {metric} (%) | " + " | ".join(layers) + " |",
-        "| --- | " + " | ".join("---:" for _ in layers) + " |",
+        "| " + " | ".join(header) + " |",
+        "| --- | " + " | ".join("---:" for _ in header[1:]) + " |",
     ]
-    for r in results:
-        values = getattr(r, metric)
-        cells = " | ".join(f"{100 * values[n]:.1f}" if n in values else "" for n in layers)
-        lines.append(f"| {r.name} | {cells} |")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -36,12 +57,19 @@ def write_json(results: list[ProbeResult], meta: dict, path: Path) -> None:
 
 
 def write_csv(results: list[ProbeResult], path: Path) -> None:
+    """One row per (network, layer) of the linear probes; with kNN or cluster results, an
+    `eval` column and NMI, AMI, ARI columns, and their rows (`evaluation_csv_rows`)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["name", "input_size", "layer", "dim", "top1", "top5"])
+    more = any(r.knn or r.cluster for r in results)
+    extra = (list(CSV_COLUMNS), ["linear", "", "", ""]) if more else ([], [])
+    writer.writerow(["name", "input_size", "layer", "dim", "top1", "top5", *extra[0]])
     for r in results:
         for n, dim in r.dims.items():
-            writer.writerow([r.name, r.input_size, n, dim, f"{r.top1[n]:.4f}", f"{r.top5[n]:.4f}"])
+            if n in r.top1:
+                row = [r.name, r.input_size, n, dim, f"{r.top1[n]:.4f}", f"{r.top5[n]:.4f}"]
+                writer.writerow([*row, *extra[1]])
+        writer.writerows(evaluation_csv_rows(r))
     write_text_atomic(path, text.getvalue())
 
 
@@ -82,13 +110,33 @@ def accuracy_figure(results: list[ProbeResult], data: dict):
     return fig
 
 
-def write_report(results: list[ProbeResult], meta: dict, out: Path) -> str:
-    """Write results.{md,json,csv} and accuracy.png into `out`; return the markdown."""
+def write_report(
+    results: list[ProbeResult],
+    meta: dict,
+    out: Path,
+    panels: Sequence[NetworkPanel] = (),
+) -> str:
+    """Write results.{md,json,csv}, accuracy.png (with linear probes), knn.png and
+    cluster.png (with those evaluations) and report.html into `out`; return the markdown.
+    `panels` (`sslx.probe.html.network_panels`) add each probed network's filters and
+    training config to report.html."""
     out.mkdir(parents=True, exist_ok=True)
-    dims = "\n".join(f"- {dims_line(r.name, r.input_size, r.dims)}" for r in results)
-    text = "\n\n".join([markdown_table(results, "top1"), markdown_table(results, "top5"), dims])
+    linear = [r for r in results if r.top1]  # none with --eval knn or cluster alone
+    tables = [table_rows(linear, "top1"), table_rows(linear, "top5")] if linear else []
+    tables += evaluation_tables(results)
+    notes = [dims_line(r.name, r.input_size, r.dims) for r in results]
+    text = "\n\n".join([*map(_markdown, tables), "\n".join(f"- {note}" for note in notes)])
     write_text_atomic(out / "results.md", text + "\n")
     write_json(results, meta, out / "results.json")
     write_csv(results, out / "results.csv")
-    plot_accuracy(results, out / "accuracy.png", meta.get("data"))
+    plots = ["accuracy.png"] if linear else []
+    if linear:
+        plot_accuracy(linear, out / "accuracy.png", meta.get("data"))
+    plots += plot_evaluations(results, out, meta.get("data"))
+    # The page embeds the very PNG written above, and the panels of the networks probed so
+    # far (the report is rewritten after each network).
+    probed = {r.name for r in results}
+    shown = [p for p in panels if p.name in probed]
+    page = report_page(meta, tables, notes, (out / plots[0]).read_bytes(), shown)
+    write_text_atomic(out / REPORT_NAME, page)
     return text

@@ -5,7 +5,9 @@ one SGD optimiser (momentum 0.9, weight decay 1e-5, batch 192, 36 epochs, lr 0.0
 epochs 10, 20 and 30), as in the paper's released code. Features come either streamed
 (augmented with RandomResizedCrop + flip) or from a float16 cache extracted once without
 augmentation (`cache_features`). The probes are saved after every epoch, so a rerun of an
-interrupted probe continues where it stopped.
+interrupted probe continues where it stopped. The cached features of a network
+(`features.NetworkCaches`) are extracted once per run and shared with kNN and k-means
+(`sslx.probe.evaluate`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sslx import seeds
+from sslx import settings as declarations
 from sslx.atomic import save_torch_atomic
 from sslx.common.batching import in_order
 from sslx.common.device import default_workers, pick_device
@@ -33,12 +36,12 @@ from sslx.probe.data import Transformed, eval_transform, train_transform
 from sslx.probe.features import (
     Batch,
     FrozenTrunk,
+    NetworkCaches,
     epoch_batches,
-    extract_features,
     stream_batches,
 )
 from sslx.probe.heads import LinearProbes
-from sslx.probe.plan import cache_bytes, check_cache_fits
+from sslx.settings import FREE
 from sslx.train.backbone import Backbone
 
 
@@ -61,9 +64,14 @@ class ProbeResult:
     train_loss: dict[str, list[float]]  # mean loss of each probe, per epoch
     seconds: dict[str, float] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
+    # --eval knn / cluster, per layer (`sslx.probe.evaluate`); the linear fields stay
+    # empty when no probe is trained.
+    knn: dict[str, dict] = field(default_factory=dict)
+    cluster: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without the evaluations that were not run."""
+        return {k: v for k, v in asdict(self).items() if v or k not in ("knn", "cluster")}
 
 
 def make_optimizer(probes: LinearProbes, config: ProbeConfig):
@@ -147,8 +155,10 @@ def evaluate(
 
 
 def fingerprint(network: Network, data: LabelledSplit, config: ProbeConfig) -> str:
-    """What a saved probe state must match to be resumed (all but the epoch count)."""
-    settings = {k: v for k, v in asdict(config).items() if k != "epochs"}
+    """What a saved probe state must match to be resumed: every setting but those declared
+    free to change on a rerun (the epoch count, which evaluations run)."""
+    free = {k for k, d in declarations.declared(ProbeConfig).items() if d.setting.resume == FREE}
+    settings = {k: v for k, v in asdict(config).items() if k not in free}
     record = {"network": network.source, "data": data.info, "config": settings}
     return json.dumps(record, sort_keys=True, default=str)
 
@@ -178,11 +188,19 @@ def load_state(path: Path | None, key: str) -> dict | None:
     return state
 
 
-def _feature_source(trunk, data, config, options, network, key):
+def resolved(options: ProbeOptions) -> tuple[ProbeOptions, torch.device]:
+    """`options` with the device and the worker count chosen, and that device."""
+    device = pick_device(options.device)
+    options = replace(options, device=device.type)
+    if options.workers is None:
+        options = replace(options, workers=default_workers(device, 1))
+    return options, device
+
+
+def _feature_source(trunk, data, config, options, caches: NetworkCaches):
     """(train batches of an epoch, validation batches, extraction seconds) for either path."""
     device = torch.device(options.device)
-    size = network.model.config.input_size
-    crops = 10 if config.ten_crop else 1
+    size = caches.network.model.config.input_size
     plain = eval_transform(size, config.crop_ratio)
     val_set = Transformed(data.val, eval_transform(size, config.crop_ratio, config.ten_crop))
     n_train = len(data.train)
@@ -191,21 +209,9 @@ def _feature_source(trunk, data, config, options, network, key):
         return epoch_batches(n_train, config.batch_size, config.seed, epoch)
 
     if config.cache_features:
-        t0 = time.perf_counter()
-        cache_dir = options.cache_dir / _slug(network.name) if options.cache_dir else None
-        size_needed = cache_bytes(n_train, len(val_set), dict(trunk.dims), crops)
-        check_cache_fits(size_needed, cache_dir)
-        common = dict(
-            batch_size=config.batch_size,
-            workers=options.workers,
-            device=device,
-            cache_dir=cache_dir,
-            fingerprint=key,
-            progress=options.progress,
-        )
-        train = extract_features(trunk, Transformed(data.train, plain), name="train", **common)
-        val = extract_features(trunk, val_set, crops=crops, name="val", **common)
-        seconds = time.perf_counter() - t0
+        before = caches.seconds
+        train, val = caches.get(trunk, ("train", "val"), "--cache-features")
+        seconds = caches.seconds - before
 
         def train_batches(epoch: int) -> Iterable[Batch]:
             return train.batches(order(epoch), device)
@@ -236,11 +242,13 @@ def probe_network(
     config: ProbeConfig,
     options: ProbeOptions | None = None,
     state_path: Path | None = None,
+    caches: NetworkCaches | None = None,
 ) -> ProbeResult:
     """Train and evaluate linear probes on the taps `config.layers_of` gives for a frozen network.
 
     With `state_path` the probes are saved there after every epoch and the result at the
-    end; a rerun continues from the last saved epoch (or returns the stored result)."""
+    end; a rerun continues from the last saved epoch (or returns the stored result).
+    `caches` are the network's feature caches when kNN or k-means share them."""
     key = fingerprint(network, data, config)
     state = load_state(state_path, key)
     if state is not None and state["epoch"] > config.epochs:
@@ -248,15 +256,12 @@ def probe_network(
     if state is not None and state["epoch"] == config.epochs and state["result"] is not None:
         return ProbeResult(**state["result"])
 
-    options = options or ProbeOptions()
-    device = pick_device(options.device)
-    options = replace(options, device=device.type)
-    if options.workers is None:
-        options = replace(options, workers=default_workers(device, 1))
+    options, device = resolved(options or ProbeOptions())
+    if caches is None:
+        cache_dir = options.cache_dir / _slug(network.name) if options.cache_dir else None
+        caches = NetworkCaches(network, data, config, options, cache_dir)
     trunk = FrozenTrunk(network.model, config.layers_of(network.model.config)).to(device)
-    train_batches, val_batches, extract_s = _feature_source(
-        trunk, data, config, options, network, key
-    )
+    train_batches, val_batches, extract_s = _feature_source(trunk, data, config, options, caches)
     torch.manual_seed(seeds.int_seed(config.seed, "probe"))
     probes = LinearProbes(trunk.shapes, len(data.classes)).to(device)
     optimizer, schedule = make_optimizer(probes, config)

@@ -18,8 +18,8 @@ from sslx.probe.pretext import Curve
 
 def load_results(folder: Path) -> tuple[dict, list[dict], Path]:
     """(settings, entries, path) of a probe folder. The settings are the data and the
-    protocol, without the data's path or the layers, which may differ between the folders
-    of one table; each entry is a dict with a `name`."""
+    protocol, without the data's path, the layers or the evaluations run, which may differ
+    between the folders of one table; each entry is a dict with a `name`."""
     path = folder / "results.json"
     if not path.is_file():
         raise InputError(f"{folder}: no results.json (not an sslx probe --out folder?)")
@@ -34,9 +34,10 @@ def load_results(folder: Path) -> tuple[dict, list[dict], Path]:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise InputError(f"{path}: not an sslx probe results.json (a result without a name)")
     settings = {}
-    for part, skip in (("data", "data_dir"), ("config", "layers")):
+    # Which evaluations ran (--eval) does not change the linear probes' numbers.
+    for part, skip in (("data", ("data_dir",)), ("config", ("layers", "evals"))):
         if isinstance(payload.get(part), dict):
-            settings.update({k: v for k, v in payload[part].items() if k != skip})
+            settings.update({k: v for k, v in payload[part].items() if k not in skip})
     return settings, results, path
 
 

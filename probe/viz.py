@@ -68,17 +68,22 @@ def titled(image: Image.Image, title: str, size: int = 14) -> Image.Image:
     return canvas
 
 
-def save_filters(
-    model: Backbone, out: Path, columns: int = 12, zoom: int = 4, title: str = ""
-) -> tuple[int, int]:
-    """Write the conv1 filter grid of `model` to `out` as a PNG, under `title` if given;
-    returns its (width, height)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+def filters_image(
+    model: Backbone, columns: int = 12, zoom: int = 4, title: str = ""
+) -> Image.Image:
+    """The conv1 filter grid of `model` as an RGB image, under `title` if given."""
     grid = filter_grid(conv1_filters(model), columns, zoom)
     pixels = grid.mul(255).add(0.5).clamp(0, 255).byte().permute(1, 2, 0).numpy()
     image = Image.fromarray(pixels)
-    if title:
-        image = titled(image, title)
+    return titled(image, title) if title else image
+
+
+def save_filters(
+    model: Backbone, out: Path, columns: int = 12, zoom: int = 4, title: str = ""
+) -> tuple[int, int]:
+    """Write `filters_image` to `out` as a PNG; returns its (width, height)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image = filters_image(model, columns, zoom, title)
     with atomic_write(out, "wb") as f:
         image.save(f, format="PNG")
     return image.width, image.height

@@ -128,6 +128,13 @@ def image_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def knn_image_folder(tmp_path_factory) -> Path:
+    """3 colour classes x 80 images of 16 px: 216 training images after the held-out split,
+    more than the 200 neighbours `sslx probe --eval knn` takes."""
+    return make_image_folder(tmp_path_factory.mktemp("knn") / "train", n_per_class=80, side=16)
+
+
+@pytest.fixture(scope="session")
 def cifar_root(tmp_path_factory) -> Path:
     return make_cifar10(tmp_path_factory.mktemp("cifar"))
 

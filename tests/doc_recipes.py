@@ -1,8 +1,9 @@
 """Running a document's `bash` blocks at toy scale, for the tests of README.md,
 docs/reproduce.md and docs/ablation.md.
 
-Only the scale variables of a document's first block change; every command runs exactly as
-documented. Blocks fenced as `sh` are shown but not run: the fence language is the marker.
+Only the scale variables and flags named by a test change, each in the first block that has
+it; every command runs exactly as documented. Blocks fenced as `sh` are shown but not run:
+the fence language is the marker.
 Import it after `sys.path.insert(0, str(Path(__file__).parent))` (pytest's importlib mode
 puts no test folder on the path).
 """
@@ -48,11 +49,11 @@ def set_variable(block: str, name: str, value: str) -> str:
 
 
 def toy_data(root: Path) -> Path:
-    """A stand-in for ../shared/data: a photo named ameyoko.jpg (the shipped Hubble
-    image) and a CIFAR-10-shaped archive of 30 noisy 32 px images per class."""
+    """A stand-in for ../shared/data: a photo named ameyoko.jpg (the Hubble
+    image of tests/golden) and a CIFAR-10-shaped archive of 30 noisy 32 px images per class."""
     (root / "images").mkdir(parents=True)
     shutil.copy(
-        REPO / "datagen" / "assets" / "hubble_deep_field.jpg", root / "images" / "ameyoko.jpg"
+        REPO / "tests" / "golden" / "hubble_deep_field.jpg", root / "images" / "ameyoko.jpg"
     )
     rng = np.random.default_rng(0)
     tree = root / "tree"
@@ -86,12 +87,42 @@ def checkout_env() -> dict[str, str]:
     return env
 
 
-def run_blocks(blocks: list[str], data: Path, scale: dict[str, str], work: Path) -> None:
-    """The blocks as one bash script in `work`, with the first block's scale variables set."""
-    first = set_variable(blocks[0], "DATA", str(data))
-    for name, value in scale.items():
-        first = set_variable(first, name, value)
-    script = "\n".join(["set -euo pipefail", first, *blocks[1:]])
+def set_flag(block: str, flag: str, value: str) -> str:
+    """The value after `flag` (e.g. `--n 10000`) in `block` set to `value`."""
+    pattern = rf"(?<=\s){re.escape(flag)} \S+"
+    assert re.search(pattern, block), f"the recipe no longer passes {flag}"
+    return re.sub(pattern, f"{flag} {shlex.quote(value)}", block, count=1)
+
+
+def without_install(block: str) -> str:
+    """The README's one-line first command without its install part: the tests run in an
+    installed environment already. The install must be .ci/run's (checked here)."""
+    if INSTALL not in block:
+        return block
+    assert CI_INSTALL in (REPO / ".ci" / "run").read_text(), "README and .ci/run install apart"
+    return block.replace(INSTALL, "")
+
+
+# The README's first command starts with this; .ci/run installs the same way.
+INSTALL = 'python3 -m venv .venv && .venv/bin/pip install -c constraints.txt -e ".[dev]" && '
+INSTALL += ". .venv/bin/activate && "
+CI_INSTALL = '.venv/bin/pip install -q -c constraints.txt -e ".[dev]"'
+
+
+def run_blocks(
+    blocks: list[str], data: Path, scale: dict[str, str], work: Path, timeout: int = 900
+) -> None:
+    """The blocks as one bash script in `work`. Each scale setting changes the first block
+    that has it: `NAME` a variable set there, `--flag` a flag's value; DATA is `data`."""
+    blocks = [without_install(block) for block in blocks]
+    for name, value in {"DATA": str(data), **scale}.items():
+        change = set_flag if name.startswith("--") else set_variable
+        key = f" {name} " if name.startswith("--") else f"\n{name}="
+        k = next((k for k, b in enumerate(blocks) if key in f"\n{b}"), None)
+        if k is None and name == "DATA":
+            continue  # blocks that read no shared data
+        blocks[k or 0] = change(blocks[k or 0], name, value)
+    script = "\n".join(["set -euo pipefail", *blocks])
     work.mkdir()
     result = subprocess.run(
         ["bash", "-c", script],
@@ -99,6 +130,6 @@ def run_blocks(blocks: list[str], data: Path, scale: dict[str, str], work: Path)
         env=checkout_env(),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -78,8 +78,8 @@ ONE_PLACE = {
     "np.random.SeedSequence": {"seeds.py"},  # the seed scheme
     "cv2.imdecode": {"common/crops.py"},  # decoding a training or labelled image
     "MANIFEST_NAME": {"datagen/shards.py"},  # reading and writing manifests
-    "kmeans_faiss": {"train/methods/deepcluster/kmeans.py"},  # the k-means dispatch
-    "kmeans_torch": {"train/methods/deepcluster/kmeans.py"},
+    "kmeans_faiss": {"common/kmeans.py"},  # the k-means dispatch (DeepCluster, probe)
+    "kmeans_torch": {"common/kmeans.py"},
     "click.option": {"settings.py"},  # command-line options, made from declarations
     "random_resized_crop": {"common/sampling.py", "common/crops.py", "datagen/sampling.py"},
     "epoch_loader": {"train/batches.py", "train/loop.py", "train/evaluation.py"},

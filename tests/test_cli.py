@@ -32,7 +32,7 @@ def test_generate_with_the_built_in_image(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
-    assert manifest["sources"][0]["name"] == "hubble_deep_field.jpg"
+    assert manifest["sources"][0]["name"] == "coffee.png"
     augment = manifest["config"]["augment"]
     assert (augment["scale"], augment["rotation"], augment["color"], augment["flip"]) == (
         True,

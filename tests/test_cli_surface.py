@@ -51,6 +51,8 @@ ADDED = {
     # ResNet-18 beside AlexNet (issue 25).
     ("train", "--arch"),
     ("probe", "--arch"),
+    # kNN and k-means cluster quality per layer beside the linear probes (issue 26).
+    ("probe", "--eval"),
     # ... and the options of those methods, from their specs.
     *(
         ("train", "--" + key.replace("_", "-"))

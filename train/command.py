@@ -23,6 +23,7 @@ from sslx.settings import FREE, Setting
 from sslx.train.config import RunOptions, TrainConfig
 from sslx.train.methods import SPECS
 from sslx.train.methods.spec import OptimDefaults
+from sslx.train.metrics import last_logged
 from sslx.train.precision import check_amp, precision_from_flags
 from sslx.train.resume import check_not_finished, inputs, resumed_config
 
@@ -136,7 +137,7 @@ def train(ctx: click.Context, **flags: Any) -> None:
 
         check_shard_files(config.shards, read_manifest(config.shards), flags["verify_shards"])
     result = run_training(config, out, options, resume=resume)
-    _report(ctx, result, out)
+    _report(ctx, result, out, config.method)
 
 
 def new_config(flags: dict[str, Any], given: set[str]) -> TrainConfig:
@@ -161,7 +162,7 @@ def _all_method_options() -> set[str]:
     return {k for spec in SPECS.values() for k in settings.declared(spec.options)}
 
 
-def _report(ctx: click.Context, result: Any, out: Path) -> None:
+def _report(ctx: click.Context, result: Any, out: Path, method: str) -> None:
     p = result.progress
     where = f"epoch {p.epoch + 1}, step {p.global_step}"
     if result.stopped == "interrupted":
@@ -178,3 +179,8 @@ def _report(ctx: click.Context, result: Any, out: Path) -> None:
         click.echo(
             f"finished {p.epoch} epoch(s){early}, {p.global_step} steps: {checkpoint}", err=True
         )
+        pretext = SPECS[method].pretext  # the number that says whether the run learned
+        value = last_logged(out / "metrics.jsonl", pretext.metric)
+        if value is not None:
+            chance = "" if pretext.chance is None else f" (chance: {pretext.chance:g})"
+            click.echo(f"last logged {pretext.metric}: {value:.3f}{chance}", err=True)

@@ -284,7 +284,11 @@ def _log_point(run: Run, meter: Meter, bad: int, bar: tqdm) -> bool:
     """Write the averaged record and start a new meter; returns whether any rank asked to
     stop (the stop vote)."""
     record, stop_voted = _flush(run, meter, bad)
-    bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['img_per_s']:.0f}")
+    shown = {"loss": f"{record['loss']:.3f}", "img_s": f"{record['img_per_s']:.0f}"}
+    pretext = run.method.spec.pretext.metric  # what says the method learns, on screen
+    if pretext in record:
+        shown[pretext] = f"{record[pretext]:.3f}"
+    bar.set_postfix(shown)
     run.log.write(record, run.progress.global_step)
     meter.reset()
     return stop_voted

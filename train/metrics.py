@@ -58,6 +58,14 @@ def _records(path: Path) -> list[tuple[str, dict]]:
     return out
 
 
+def last_logged(path: Path, key: str) -> float | None:
+    """The last value of `key` in a run's metrics.jsonl; None without one."""
+    if not path.is_file():
+        return None
+    values = [r[key] for _, r in _records(path) if isinstance(r.get(key), int | float)]
+    return float(values[-1]) if values else None
+
+
 class MetricsLog:
     """Writes only on the main rank. On resume, drops records past the resume step. It holds
     the run folder's lock while open: a second run into the same folder is refused before

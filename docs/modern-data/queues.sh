@@ -12,7 +12,7 @@ METHODS="simclr byol simsiam dino"; RESNET_METHODS="simclr dino"
 EPOCHS=4; WARMUP=1; DINO_EPOCHS=2; DINO_WARMUP=1; RESNET_EPOCHS=1; RESNET_WARMUP=0.25
 BATCH=256; SIZE=32; STRIDE=2
 ALEXNET="--size $SIZE --conv1-stride $STRIDE --classifier-width 512"
-RESNET="--arch resnet18 --size $SIZE"
+RESNET="--arch resnet18 --size $SIZE --checkpoint-every 20"  # resumable within its one epoch
 FAST="--precision bf16 --channels-last"
 DINO_FLAGS="--local-crops 2 --out-dim 4096"
 PROBE="--dataset cifar10 --data-dir .cache/data/cifar10/train --cache-features --quiet"

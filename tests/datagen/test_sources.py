@@ -22,8 +22,8 @@ def gradient(w=120, h=80) -> np.ndarray:
 
 def test_default_image_is_shipped():
     src = load_source(default_image(), 0)
-    assert (src.info.height, src.info.width) == (872, 1000)
-    assert src.image.shape == (872, 1000, 3)
+    assert (src.info.height, src.info.width) == (400, 600)
+    assert src.image.shape == (400, 600, 3)
 
 
 def test_greyscale_is_replicated(tmp_path):

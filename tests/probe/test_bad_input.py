@@ -107,6 +107,19 @@ CASES = [
     ([*RANDOM, "--data-dir", "{empty_class}", *OUT], "no images in class folder"),
     ([*RANDOM, "--data-dir", "{one_class}", *OUT], "has 1 class(es); a probe needs 2+"),
     ([*RANDOM, *"--data-dir {folder} --layers conv6".split(), *OUT], "conv6"),
+    (
+        [*RANDOM, *"--data-dir {folder} --layers conv1,layer1".split(), *OUT],
+        "--layers: alexnet has no layer layer1; its layers are conv1, conv2",
+    ),
+    (
+        [*RANDOM, *"--data-dir {folder} --eval linear,knn".split(), *OUT],
+        "--eval knn takes the 200 nearest training images, but the training split has only 54",
+    ),
+    (
+        [*RANDOM, *"--data-dir {folder} --eval linear,nearest".split(), *OUT],
+        "--eval: unknown evaluation(s) nearest; give a comma-separated list of linear, knn",
+    ),
+    ([*RANDOM, *"--data-dir {folder} --eval ,".split(), *OUT], "--eval: none; give a comma"),
     ([*RANDOM, *"--data-dir {folder} --seed -1".split(), *OUT], "--seed must be >= 0"),
     ([*RANDOM, *"--data-dir {folder} --split-seed -2".split(), *OUT], "--split-seed must be"),
     ([*RANDOM, *"--data-dir {folder} --workers -1".split(), *OUT], "--workers must be >= 0"),

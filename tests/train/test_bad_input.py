@@ -260,5 +260,9 @@ def test_resume_accepts_the_same_command_and_warns_only_on_a_real_order_change(
     assert main([*run, "--resume", "--workers", "1"]) == 0
     err = capsys.readouterr().err
     assert "finished 1 epoch(s)" in err and "different order" not in err, err
+    # ... and the finished run says its last pretext accuracy, beside chance (issue 27)
+    lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
+    last = [r["rotation_accuracy"] for r in map(json.loads, lines) if "rotation_accuracy" in r]
+    assert f"last logged rotation_accuracy: {last[-1]:.3f} (chance: 0.25)" in err, err
     assert main([*run, *"--resume --epochs 2 --max-steps 16".split()]) == 0  # extends it
     assert "reached --max-steps at epoch 2" in capsys.readouterr().err

@@ -8,9 +8,9 @@ import torch
 import torch.distributed as dist
 
 from sslx.common.device import pick_device
+from sslx.common.kmeans import kmeans_torch
 from sslx.train import distributed
 from sslx.train.config import RunOptions, TrainConfig
-from sslx.train.methods.deepcluster.kmeans import kmeans_torch
 
 pytestmark = pytest.mark.gpu
 
@@ -100,8 +100,8 @@ def test_one_rank_nccl_group_reduces_gathers_and_broadcasts(tmp_path):
 
 def test_faiss_gpu_path_is_probed_and_used_on_this_gpu():
     pytest.importorskip("faiss")
+    from sslx.common.kmeans import faiss_gpu_problem
     from sslx.train.methods.deepcluster.clustering import cluster
-    from sslx.train.methods.deepcluster.kmeans import faiss_gpu_problem
 
     x = torch.randn(2000, 64, device="cuda")
     result = cluster(x, 10, pca_dim=16, iterations=5)

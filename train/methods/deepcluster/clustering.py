@@ -4,7 +4,7 @@ As in Caron et al. (2018): the features are reduced to 256 dimensions by PCA wit
 eigen_power -0.5 (each component divided by the square root of its variance, which
 is what FAISS's `PCAMatrix(d, 256, eigen_power=-0.5)` computes), L2-normalised, and
 clustered by k-means with 20 iterations, no subsampling and a seed that changes per
-epoch (`kmeans.py`, which also chooses the backend).
+epoch (`sslx.common.kmeans`, which also chooses the backend).
 
 The PCA is computed here in torch rather than with `faiss.PCAMatrix`: the same
 projection (mean, covariance, top eigenvectors scaled by eigenvalue^-0.5), but it runs
@@ -45,14 +45,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sslx.errors import InputError
-from sslx.train import distributed
-from sslx.train.methods.deepcluster.kmeans import (
+from sslx.common.kmeans import (
     Backend,
     kmeans_input,
     resolve_backend,
     run_kmeans,
 )
+from sslx.errors import InputError
+from sslx.train import distributed
 from sslx.train.precision import exact_matmul
 
 

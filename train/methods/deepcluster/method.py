@@ -35,6 +35,7 @@ from tqdm import tqdm
 from sslx import seeds
 from sslx.atomic import atomic_write
 from sslx.common.batching import rank_share
+from sslx.common.kmeans import resolve_backend
 from sslx.common.timing import format_seconds
 from sslx.errors import InputError, first_line
 from sslx.train.backbone import Backbone
@@ -43,7 +44,6 @@ from sslx.train.evaluation import evaluation_batches
 from sslx.train.losses import accuracy, cross_entropy
 from sslx.train.methods.base import EpochContext, Method, StepOutput
 from sslx.train.methods.deepcluster.clustering import ClusterResult, cluster_step
-from sslx.train.methods.deepcluster.kmeans import resolve_backend
 from sslx.train.methods.deepcluster.shard_index import EpochDataset, ShardIndex
 from sslx.train.methods.deepcluster.spec import SPEC, DeepClusterOptions
 from sslx.train.stop import StopRequested

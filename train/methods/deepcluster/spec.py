@@ -9,6 +9,8 @@ from sslx import settings
 from sslx.settings import declare
 from sslx.train.methods.spec import MethodSpec, OptimDefaults, Pretext
 
+# `sslx.common.kmeans.BACKENDS`, spelled here so that --help stays torch-free (a test
+# keeps the two equal).
 KMEANS_BACKENDS = ("auto", "faiss", "torch")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sslx.common.kmeans import Backend
 from sslx.train import distributed
 from sslx.train.methods.deepcluster.clustering import (
     FeatureStats,
@@ -22,7 +23,6 @@ from sslx.train.methods.deepcluster.clustering import (
     cluster_step,
     project,
 )
-from sslx.train.methods.deepcluster.kmeans import Backend
 
 N, WIDTH, K, DIM, BATCH = 401, 48, 8, 16, 32  # 401 rows: the ranks hold 200 and 201
 

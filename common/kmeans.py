@@ -1,4 +1,5 @@
-"""k-means for DeepCluster, on FAISS or in torch, and the choice between them.
+"""k-means on FAISS or in torch, and the choice between them: DeepCluster's clustering
+step and the probe's cluster-quality evaluation (`sslx probe --eval cluster`) share it.
 
 Two backends with the same interface and seeding semantics:
 
@@ -24,7 +25,10 @@ import numpy as np
 import torch
 
 from sslx.errors import InputError
-from sslx.train.methods.deepcluster.spec import KMEANS_BACKENDS as BACKENDS
+
+# What `resolve_backend` implements. DeepCluster's torch-free spec spells the same names
+# as its --kmeans-backend choices (KMEANS_BACKENDS); a test keeps the two equal.
+BACKENDS = ("auto", "faiss", "torch")
 
 _SPLIT_EPS = 1 / 1024  # FAISS's perturbation when splitting a cluster
 _GPU_PROBLEMS: dict[int, str | None] = {}  # FAISS GPU probe result per device, per process

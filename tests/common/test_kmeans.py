@@ -1,15 +1,24 @@
-"""The k-means backend choice: FAISS's GPU path only when it works, and said so."""
+"""k-means (`sslx.common.kmeans`): the backend choice, FAISS's GPU path only when it works
+and said so; the torch backend against FAISS, its seeding and its empty-cluster rule."""
 
 import builtins
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from sslx.common import kmeans
+from sslx.common.kmeans import (
+    faiss_gpu_problem,
+    kmeans_faiss,
+    kmeans_torch,
+    resolve_backend,
+    split_empty,
+)
 from sslx.errors import InputError
-from sslx.train.methods.deepcluster import kmeans
-from sslx.train.methods.deepcluster.kmeans import faiss_gpu_problem, resolve_backend
+from sslx.train.methods.deepcluster.spec import KMEANS_BACKENDS
 
 CUDA0 = torch.device("cuda", 0)
 
@@ -90,7 +99,7 @@ def test_a_faiss_that_fails_to_load_leaves_deepcluster_on_torch_with_one_line(br
 
 
 def test_the_gpu_benchmark_reports_a_faiss_that_fails_to_load(broken_faiss):
-    sys.path.insert(0, str(Path(__file__).parents[4] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
     try:
         from gpu_report import environment
     finally:
@@ -99,14 +108,46 @@ def test_the_gpu_benchmark_reports_a_faiss_that_fails_to_load(broken_faiss):
     assert "faiss unusable: faiss is installed but fails to load (RuntimeError" in line
 
 
-def test_the_clustering_step_hands_its_pinned_store_back(monkeypatch):
-    """torch keeps freed pinned blocks for reuse; at full size that would hold 10.5 GB of
-    pinned host memory between clustering steps, so the step empties the cache."""
-    from sslx.train.methods.deepcluster import clustering
+def blobs(n: int, d: int, centres: int, seed: int = 0, spread: float = 0.35) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(centres, d))
+    labels = rng.integers(0, centres, n)
+    return (means[labels] + spread * rng.normal(size=(n, d))).astype(np.float32)
 
-    emptied = []
-    monkeypatch.setattr(clustering.torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(clustering.torch._C, "_host_emptyCache", lambda: emptied.append(1))
-    x = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
-    clustering.cluster(x, 5, pca_dim=4, iterations=3, backend="torch")
-    assert emptied == [1]
+
+def test_torch_and_faiss_kmeans_reach_the_same_objective():
+    pytest.importorskip("faiss")
+    x = blobs(4000, 16, 40)
+    _, faiss_objective = kmeans_faiss(x, 40, 20, seed=7)
+    labels, torch_objective = kmeans_torch(torch.from_numpy(x), 40, 20, seed=7)
+    assert abs(torch_objective - faiss_objective) / faiss_objective < 0.05
+    assert labels.shape == (4000,) and labels.dtype == np.int64
+    # The objective is the sum of squared distances to the assigned centroids.
+    centroids = np.stack([x[labels == c].mean(0) for c in np.unique(labels)])
+    lookup = {c: i for i, c in enumerate(np.unique(labels))}
+    recomputed = ((x - centroids[[lookup[c] for c in labels]]) ** 2).sum()
+    assert recomputed == pytest.approx(torch_objective, rel=1e-3)
+
+
+def test_torch_kmeans_is_seeded():
+    x = torch.from_numpy(blobs(1000, 8, 10))
+    a, _ = kmeans_torch(x, 10, 5, seed=1)
+    b, _ = kmeans_torch(x, 10, 5, seed=1)
+    c, _ = kmeans_torch(x, 10, 1, seed=2)
+    d, _ = kmeans_torch(x, 10, 1, seed=3)
+    assert np.array_equal(a, b) and not np.array_equal(c, d)
+
+
+def test_empty_clusters_are_split_from_a_populated_one():
+    centroids = torch.tensor([[9.0, 9.0], [1.0, 2.0], [5.0, 5.0]])
+    counts = np.array([0.0, 10.0, 1.0])  # cluster 2 has one point: it cannot be split
+    assert split_empty(centroids, counts, np.random.default_rng(0)) == 1
+    eps = 1 / 1024
+    torch.testing.assert_close(centroids[0], torch.tensor([1 + eps, 2 * (1 - eps)]))
+    torch.testing.assert_close(centroids[1], torch.tensor([1 - eps, 2 * (1 + eps)]))
+    assert counts.tolist() == [5.0, 5.0, 1.0]
+
+
+def test_the_spec_offers_the_backends_that_resolve_backend_implements():
+    # The spec spells them itself so that --help stays torch-free.
+    assert KMEANS_BACKENDS == kmeans.BACKENDS
