@@ -24,24 +24,17 @@ from pathlib import Path
 
 import torch
 
-from probe import SHARED, ensure_data  # benchmarks/probe.py, this script's neighbour
+from probe import add_data_arg, ensure_data  # benchmarks/probe.py, this script's neighbour
 from sslx.common.labelled import load_labelled
 from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.probe.evaluate import evaluate_network
 from sslx.probe.networks import checkpoint_network, random_network
 from sslx.train.model import ModelConfig
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=REPO / ".cache/data/cifar10/train",
-        help=f"CIFAR-10 ImageFolder (unpacked from {SHARED} if missing)",
-    )
+    add_data_arg(p)
     p.add_argument("--checkpoint", type=Path, help="a run to evaluate (default: random init)")
     p.add_argument("--size", type=int, default=64, help="random network's input size")
     p.add_argument("--conv1-stride", type=int, default=4, help="random network's conv1 stride")

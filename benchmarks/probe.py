@@ -39,14 +39,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def add_data_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         type=Path,
         default=REPO / ".cache/data/cifar10/train",
         help="CIFAR-10 ImageFolder (unpacked from ../shared/data if missing)",
     )
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_data_arg(p)
     p.add_argument("--size", type=int, default=64, help="network input size")
     p.add_argument("--conv1-stride", type=int, default=0, help="0: the default for --size")
     p.add_argument("--epochs", type=int, default=36, help="probe epochs (protocol: 36)")
