@@ -38,20 +38,41 @@ def _measures(results: list[ProbeResult]) -> list[tuple[str, str, object]]:
     return out
 
 
+def percent_rows(title: str, results: list[ProbeResult], value) -> list[list[str]]:
+    """A table of every measure (the linear probes' too, `report.table_rows`): the header
+    (`title`, then the first result's layers), then one row per network with
+    `value(result, layer)` in percent, one decimal, empty where there is none."""
+    layers = list(results[0].dims)
+    rows = [[title, *layers]]
+    for r in results:
+        cells = (value(r, n) for n in layers)
+        rows.append([r.name, *("" if v is None else f"{100 * v:.1f}" for v in cells)])
+    return rows
+
+
 def evaluation_tables(results: list[ProbeResult]) -> list[list[list[str]]]:
-    """One table per measure, each a header (the measure, then the layers) and one row per
-    network in percent with one decimal, as `report.table_rows` makes the linear ones."""
+    """One table per measure (`percent_rows`)."""
     if not results:
         return []
-    layers = list(results[0].dims)
-    tables = []
-    for title, _, value in _measures(results):
-        rows = [[title, *layers]]
-        for r in results:
-            cells = [value(r, n) for n in layers]
-            rows.append([r.name, *("" if v is None else f"{100 * v:.1f}" for v in cells)])
-        tables.append(rows)
-    return tables
+    return [percent_rows(title, results, value) for title, _, value in _measures(results)]
+
+
+def figure_title(what: str, data: dict) -> str:
+    """A figure's title: what it shows, then the dataset and its held-out split."""
+    where = f"{data['dataset']}, val: {data['val']}" if "dataset" in data else ""
+    return f"{what}\n{where}".strip()
+
+
+def chance_line(ax, data: dict) -> None:
+    """Chance, 1 / classes, as a dotted line, when the number of classes is known."""
+    if data.get("classes"):
+        chance = 100 / data["classes"]
+        ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
+
+
+def axis_top(top: float) -> float:
+    """The y-axis' upper end above a top value (%): the next ten with room, at most 100."""
+    return min(100, 10 * math.ceil(top / 10 + 0.5))
 
 
 def evaluation_csv_rows(r: ProbeResult) -> list[list[str]]:
@@ -104,9 +125,8 @@ def evaluation_figure(results: list[ProbeResult], kind: str, data: dict):
             shown = [100 * y if y is not None else math.nan for y in ys]
             values += [y for y in shown if not math.isnan(y)]
             ax.plot(layers, shown, marker="o", label=r.name)
-        if kind == "knn" and data.get("classes"):
-            chance = 100 / data["classes"]
-            ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
+        if kind == "knn":
+            chance_line(ax, data)
         title = label.replace("k", "k = ", 1).replace("_t", ", T = ") if kind == "knn" else label
         ax.set_title(title if kind == "knn" else label.upper(), fontsize="medium")
         ax.set_xlabel("layer (frozen)")
@@ -114,13 +134,12 @@ def evaluation_figure(results: list[ProbeResult], kind: str, data: dict):
     top = max(values, default=0.0)
     low = min(0.0, 10 * math.floor(min(values, default=0.0) / 10))
     for ax in axes[0]:
-        ax.set_ylim(low, min(100, 10 * math.ceil(top / 10 + 0.5)))
+        ax.set_ylim(low, axis_top(top))
     axes[0][0].set_ylabel("top-1 accuracy (%)" if kind == "knn" else "score (%)")
     axes[0][0].legend(fontsize="small", loc="lower left")
     what = "Weighted kNN top-1 per layer (memory: the training split)"
     if kind == "cluster":
         what = "k-means clusters (k = classes) against the labels, per layer"
-    where = f"{data['dataset']}, val: {data['val']}" if "dataset" in data else ""
-    fig.suptitle(f"{what}\n{where}".strip(), fontsize="medium")
+    fig.suptitle(figure_title(what, data), fontsize="medium")
     fig.tight_layout()
     return fig

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from sslx.atomic import write_json_atomic, write_png_atomic, write_text_atomic
 from sslx.probe.evaluation_report import (
     CSV_COLUMNS,
+    axis_top,
+    chance_line,
     evaluation_csv_rows,
     evaluation_tables,
+    figure_title,
+    percent_rows,
     plot_evaluations,
 )
 from sslx.probe.html import REPORT_NAME, NetworkPanel, report_page
@@ -23,12 +26,7 @@ from sslx.probe.run import ProbeResult
 def table_rows(results: list[ProbeResult], metric: str = "top1") -> list[list[str]]:
     """The header, then one row per network: its name and the accuracy (%) per layer. Both
     results.md and report.html are made from these rows, so they show the same table."""
-    layers = list(results[0].dims)
-    rows = [[f"{metric} (%)", *layers]]
-    for r in results:
-        values = getattr(r, metric)
-        rows.append([r.name, *(f"{100 * values[n]:.1f}" if n in values else "" for n in layers)])
-    return rows
+    return percent_rows(f"{metric} (%)", results, lambda r, n: getattr(r, metric).get(n))
 
 
 def markdown_table(results: list[ProbeResult], metric: str = "top1") -> str:
@@ -95,15 +93,11 @@ def accuracy_figure(results: list[ProbeResult], data: dict):
     for r in results:
         layers = list(r.dims)
         ax.plot(layers, [100 * r.top1[n] for n in layers], marker="o", label=r.name)
-    top = max(100 * v for r in results for v in r.top1.values())
-    if data.get("classes"):
-        chance = 100 / data["classes"]
-        ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
-    ax.set_ylim(0, min(100, 10 * math.ceil(top / 10 + 0.5)))
+    chance_line(ax, data)
+    ax.set_ylim(0, axis_top(max(100 * v for r in results for v in r.top1.values())))
     ax.set_xlabel("layer (frozen; a linear probe on each)")
     ax.set_ylabel("top-1 accuracy (%)")
-    where = f"{data['dataset']}, val: {data['val']}" if "dataset" in data else ""
-    ax.set_title(f"Linear probes per layer\n{where}".strip(), fontsize="medium")
+    ax.set_title(figure_title("Linear probes per layer", data), fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower left")
     fig.tight_layout()
