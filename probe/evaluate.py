@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from sslx.atomic import write_json_atomic
+from sslx.common.knn import KNN_SETTINGS, knn_accuracies, knn_name
 from sslx.common.labelled import LabelledSplit
 from sslx.errors import InputError
 from sslx.probe.config import ProbeConfig, ProbeOptions
@@ -26,11 +27,8 @@ from sslx.probe.heads import probe_dims
 from sslx.probe.neighbours import (
     CLUSTER_ITERATIONS,
     CLUSTER_RESTARTS,
-    KNN_SETTINGS,
     cluster_backend,
     cluster_quality,
-    knn_accuracies,
-    knn_name,
     layer_features,
 )
 from sslx.probe.run import Network, ProbeResult, _slug, probe_network, resolved

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from sslx.cli import main
-from sslx.probe import evaluate, features, neighbours, run
+from sslx.common import knn
+from sslx.probe import evaluate, features, run
 
 FAST = "--epochs 1 --batch-size 32 --lr-milestones 1 --workers 0 --quiet".split()
 SETTINGS = ["k20_t0.07", "k200_t0.1"]
@@ -79,7 +80,7 @@ def test_a_rerun_skips_finished_layers_and_computes_only_new_ones(
 
     def counted(*args, **kwargs):
         calls.append(kwargs.get("device"))
-        return neighbours.knn_accuracies(*args, **kwargs)
+        return knn.knn_accuracies(*args, **kwargs)
 
     monkeypatch.setattr(evaluate, "knn_accuracies", counted)
     assert main(_args(knn_image_folder, out, "knn", "conv1,conv3")) == 0

@@ -1,13 +1,13 @@
-"""Weighted kNN (DINO's protocol) and k-means cluster quality on data whose answers are
-known by hand. Exact comparisons only where every value is exactly representable (axis
-vectors, integers); elsewhere the margins are checked to dwarf float32 rounding, so no
-BLAS kernel can change an outcome. The cluster scores of known partitions are computed
-here from their formulas, not by scikit-learn."""
+"""The probe's evaluations on data whose answers are known by hand: what kNN and k-means
+may run on, the centre crop of a ten-crop cache, and k-means cluster quality. The cluster
+scores of known partitions are computed here from their formulas, not by scikit-learn."""
 
 from __future__ import annotations
 
 import math
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,165 +18,15 @@ from sslx.common.kmeans import resolve_backend, run_kmeans
 from sslx.errors import InputError
 from sslx.probe.features import FeatureCache
 from sslx.probe.neighbours import (
-    _class_scores,
     check_evaluable,
     cluster_quality,
     cluster_seed,
-    knn_accuracies,
-    knn_accuracy,
-    knn_name,
     layer_features,
     partition_scores,
-    top_k,
 )
 
-
-def on_circle(degrees: list[float]) -> torch.Tensor:
-    """Unit 2-D points at these angles; cosine similarity is the cosine of the angle."""
-    radians = torch.tensor(degrees, dtype=torch.float64) * math.pi / 180
-    return torch.stack([radians.cos(), radians.sin()], 1).float()
-
-
-# The ambiguous query at 0 degrees: three class-0 points near 41 degrees, two class-1
-# points near 5, and class 2 far away. Its 5 neighbours hold three 0s and two 1s.
-AMBIGUOUS = [40.0, 41.0, 42.0, 5.0, 6.0, 180.0, 181.0, 182.0]
-AMBIGUOUS_LABELS = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
-
-
-def test_the_exp_weighting_outvotes_the_majority_as_computed_by_hand():
-    memory, query = on_circle(AMBIGUOUS), on_circle([0.0])
-    cos = [math.cos(math.radians(a)) for a in AMBIGUOUS[:5]]
-    t = 0.07
-    class0 = sum(math.exp(c / t) for c in cos[:3])  # DINO's weights, unshifted
-    class1 = sum(math.exp(c / t) for c in cos[3:])
-    assert class1 / class0 == pytest.approx(20.6, rel=0.01)  # the near pair wins 20:1
-    # _class_scores shifts by the best similarity: the same votes times exp(-cos 5 / T).
-    similarity = torch.tensor([cos[3], cos[4], cos[0], cos[1], cos[2]])[None]
-    labels = torch.tensor([[1, 1, 0, 0, 0]])
-    scores = _class_scores(similarity, labels, t, 3)[0]
-    scale = math.exp(-cos[3] / t)
-    assert scores.tolist() == pytest.approx([class0 * scale, class1 * scale, 0.0], rel=1e-5)
-    # The query is class 1: weighted (T = 0.07) it is right; nearly unweighted it is not.
-    one = torch.tensor([1])
-    assert knn_accuracy(memory, AMBIGUOUS_LABELS, query, one, 5, t, 3) == {"top1": 1.0}
-    assert knn_accuracy(memory, AMBIGUOUS_LABELS, query, one, 5, 1000.0, 3) == {"top1": 0.0}
-    # Three neighbours are the two 1s and the nearest 0: class 1 at any temperature.
-    assert knn_accuracy(memory, AMBIGUOUS_LABELS, query, one, 3, 1000.0, 3) == {"top1": 1.0}
-
-
-def test_well_separated_clusters_with_one_mislabelled_query():
-    centres = [0, 90, 180, 270]
-    memory = on_circle([c + d for c in centres for d in (-4, -2, 2, 4)])
-    labels = torch.arange(4).repeat_interleave(4)
-    queries = on_circle([c + d for c in centres for d in (-1, 1)])
-    truth = torch.arange(4).repeat_interleave(2)
-    truth[5] = 0  # the query at 181 degrees, labelled as the cluster at 0
-    for k, t in [(4, 0.07), (8, 0.1), (12, 10.0)]:
-        result = knn_accuracy(memory, labels, queries, truth, k, t, 4)
-        assert result == {"top1": 7 / 8}  # four classes: no top-5
-
-
-def test_top5_ranks_classes_by_vote_and_never_credits_an_unvoted_class():
-    # One memory point per class; the class nearest the query (at 0 degrees) is 5, then 2...
-    order = [5, 2, 7, 0, 3, 6, 1, 4]
-    memory = on_circle([10.0 * (rank + 1) for rank in range(8)])
-    labels = torch.tensor(order)
-    queries = on_circle([0.0, 0.0, 0.0])
-    truth = torch.tensor([5, 0, 6])  # ranked 1st, 4th and 6th
-    result = knn_accuracy(memory, labels, queries, truth, 8, 0.07, 8)
-    assert result == {"top1": 1 / 3, "top5": 2 / 3}
-    # With k = 2 only classes 5 and 2 get votes. Class 0 ties with the five other unvoted
-    # classes at 0 and has the lowest index: ranking ties by index alone would call it 3rd.
-    result = knn_accuracy(memory, labels, queries[:1], torch.tensor([0]), 2, 0.07, 8)
-    assert result == {"top1": 0.0, "top5": 0.0}
-
-
-def test_ties_go_to_the_lower_memory_index_then_the_lower_class():
-    e0, e1 = [1.0, 0.0], [0.0, 1.0]  # every product and sum below is exact
-    query = torch.tensor([e0])
-    memory = torch.tensor([e0, e0, e1])
-    # Two neighbours at similarity exactly 1: k = 1 takes the lower index.
-    assert knn_accuracy(memory, torch.tensor([1, 0, 2]), query, torch.tensor([1]), 1, 0.1, 3) == {
-        "top1": 1.0
-    }
-    assert knn_accuracy(memory, torch.tensor([0, 1, 2]), query, torch.tensor([1]), 1, 0.1, 3) == {
-        "top1": 0.0
-    }
-    # k = 2: classes 3 and 1 both score exp(0) = 1 exactly; the lower class, 1, is predicted.
-    votes = torch.tensor([3, 1, 0])
-    for label, top1 in [(1, 1.0), (3, 0.0)]:
-        result = knn_accuracies(memory, votes, query, torch.tensor([label]), 5, [(2, 0.1)])
-        assert result == {(2, 0.1): {"top1": top1, "top5": 1.0}}
-
-
-def test_top_k_orders_by_value_then_index_like_a_full_sort():
-    generator = torch.Generator().manual_seed(0)
-    similarity = torch.randint(0, 4, (64, 50), generator=generator).float()  # many ties
-    for k in (1, 7, 50):
-        values, index = top_k(similarity, k)
-        for row in range(len(similarity)):
-            ranked = sorted(range(50), key=lambda j, r=row: (-similarity[r, j].item(), j))[:k]
-            assert index[row].tolist() == ranked
-            assert values[row].tolist() == similarity[row, ranked].tolist()
-
-
-def blobs(n_per: int, classes: int, dims: int, spread: float, seed: int):
-    """Gaussian blobs around random centres (the same for every seed), float16 like the
-    feature cache."""
-    centres = torch.randn(classes, dims, generator=torch.Generator().manual_seed(99))
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.arange(classes).repeat(n_per)
-    x = centres[labels] + spread * torch.randn(len(labels), dims, generator=generator)
-    return x.half(), labels
-
-
-def reference_knn(memory, labels, queries, truth, k, t, classes):
-    """DINO's protocol in float64 over the full similarity matrix, and the smallest margins
-    it relied on: between the k-th and k+1-th similarity, and the two best classes' votes
-    (relative)."""
-    m = torch.nn.functional.normalize(memory.double(), dim=1)
-    q = torch.nn.functional.normalize(queries.double(), dim=1)
-    similarity = q @ m.T
-    ordered, index = similarity.sort(dim=1, descending=True, stable=True)
-    gap = (ordered[:, k - 1] - ordered[:, k]).min().item()
-    weights = (ordered[:, :k] / t).exp()
-    scores = torch.zeros(len(q), classes, dtype=torch.float64)
-    scores.scatter_add_(1, labels[index[:, :k]], weights)
-    best = scores.sort(dim=1, descending=True).values
-    margin = ((best[:, 0] - best[:, 1]) / best[:, 0]).min().item()
-    ranked = scores.argsort(dim=1, descending=True, stable=True)
-    own = scores.gather(1, truth[:, None])[:, 0]
-    top5 = ((ranked[:, :5] == truth[:, None]).any(1) & (own > 0)).double().mean().item()
-    return {"top1": (ranked[:, 0] == truth).double().mean().item(), "top5": top5}, gap, margin
-
-
-def test_chunked_equals_unchunked_equals_a_float64_reference():
-    memory, labels = blobs(60, 6, 16, spread=3.0, seed=3)
-    queries, truth = blobs(25, 6, 16, spread=3.0, seed=103)
-    settings = [(20, 0.07), (50, 0.1)]
-    whole = knn_accuracies(memory, labels, queries, truth, 6, settings, chunk=1000)
-    assert knn_accuracies(memory, labels, queries, truth, 6, settings, chunk=7) == whole
-    for k, t in settings:
-        expected, gap, margin = reference_knn(memory, labels, queries, truth, k, t, 6)
-        # Float32 rounding moves a cosine by ~1e-7 and a vote by ~1e-7 / T relative: these
-        # margins are 100 times that, so no kernel can flip a neighbour or a prediction.
-        assert gap > 1e-5 and margin > 1e-4
-        assert whole[(k, t)] == pytest.approx(expected, abs=1e-12)
-        assert 0.3 < expected["top1"] < 0.8  # overlapping classes: the votes matter
-
-
-def test_bad_knn_input_is_one_line():
-    memory, labels = blobs(3, 2, 4, spread=0.1, seed=0)
-    with pytest.raises(InputError, match=r"^k = 7 neighbours asked for, but the memory has 6$"):
-        knn_accuracy(memory, labels, memory, labels, 7, 0.07, 2)
-    memory[2, 1] = float("nan")
-    with pytest.raises(InputError, match="NaN or inf") as error:
-        knn_accuracy(memory, labels, memory, labels, 2, 0.07, 2)
-    assert "\n" not in str(error.value)
-
-
-def test_the_settings_are_named_as_results_json_keys_them():
-    assert [knn_name(20, 0.07), knn_name(200, 0.1)] == ["k20_t0.07", "k200_t0.1"]
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from toy_features import blobs, on_circle
 
 
 def test_knn_with_too_few_training_images_and_clusters_with_too_few_images_are_refused():
