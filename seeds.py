@@ -25,6 +25,7 @@ STREAMS = {
     "split": 7,  # the held-out validation split of a labelled dataset
     "views": 8,  # multi-view methods: crop and colour draws per (epoch, sample, view)
     "eval_cluster": 9,  # probe --eval cluster: k-means seeding per (layer crc32, restart)
+    "monitor": 10,  # train --monitor: the monitor set's picks per (split, class), at seed 0
 }
 
 

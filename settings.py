@@ -96,10 +96,12 @@ class Setting:
 
     def check(self, name: str, value: Any) -> None:
         """Refuse a value of the wrong type, not finite, or out of bounds (InputError)."""
-        if value is None or self.multiple:
+        if value is None:
             return
         if self.parse is not None:  # it refuses what it cannot make (a stored value too)
-            self.parse(value)
+            self.parse(value)  # a repeatable flag's: all its values at once
+            return
+        if self.multiple:
             return
         flag = self.flag_for(name)
         if self.type is bool and not isinstance(value, bool):

@@ -321,12 +321,12 @@ class LabelledData:
         self.info = data.info
         self.where = config.data_dir
         self.num_samples = len(self.images)
-        self.labels = _labels(self.images)
+        self.labels = split_labels(self.images)
         identity = {"info": data.info, "classes": self.classes, "labels": _digest(self.labels)}
         self.fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def _labels(images) -> np.ndarray:
+def split_labels(images) -> np.ndarray:
     """Labels without decoding any image (Subset of an ImageFolder or of CIFAR arrays)."""
     base, indices = images, None
     if isinstance(images, torch.utils.data.Subset):

@@ -12,7 +12,12 @@
 - `html`: report.html, the tables, plot, filters and settings as one self-contained page.
 - `networks`: the frozen networks to probe (checkpoints, the untrained "Random" row).
 - `viz`: conv1 filters as an image grid.
+- `retrieval`: each fixed query's nearest training images at one tap, per network, as a
+  picture (`sslx viz neighbours`; its flags in `retrieval_command`).
+- `inputs`: the networks and labelled split `sslx probe` and `sslx viz neighbours` read.
 - `ablation`: the augmentation ablation table (the paper's Table 3) from probe results.
+- `references`: published numbers with their sources (`--reference`), declared once;
+  `reference_report`: them beside ours in the reports, ours minus theirs.
 - `command`: `sslx probe` and `sslx viz`, torch-free until they run (`datasets` names
   the kinds of data for their --help).
 """

@@ -22,6 +22,7 @@ from sslx.atomic import write_json_atomic, write_text_atomic
 from sslx.errors import InputError
 from sslx.probe.ablation_plot import plot_ablation
 from sslx.probe.pretext import Curve, plot_curves, read_curve
+from sslx.probe.references import TABLE3
 from sslx.probe.tables import (
     OverSeeds,
     check_same_dims,
@@ -42,19 +43,22 @@ class Row:
     paper: tuple[float, float, float, float]  # top-1 (%) at conv1..conv4, the paper's Table 3
 
 
-LAYERS = ("conv1", "conv2", "conv3", "conv4")
-ROWS = (
-    Row("a", "supervised", "fully supervised", (66.5, 70.1, 72.4, 75.9)),
-    Row("b", "random", "random", (57.8, 55.5, 54.2, 47.3)),
-    Row("c", "none", "no augmentation", (57.9, 56.2, 54.2, 47.8)),
-    Row("d", "jitter", "jitter", (58.9, 58.0, 57.0, 49.8)),
-    Row("e", "rotation", "rotation", (61.4, 58.8, 56.1, 47.5)),
-    Row("f", "scale", "scale", (67.9, 69.3, 67.9, 59.1)),
-    Row("g", "rot+jitter", "rotation + jitter", (64.9, 63.6, 61.0, 53.4)),
-    Row("h", "rot+scale", "rotation + scale", (67.6, 69.9, 68.0, 60.7)),
-    Row("i", "jitter+scale", "jitter + scale", (68.1, 71.3, 69.5, 62.4)),
-    Row("j", "all", "all", (68.1, 72.3, 70.8, 63.5)),
-)
+LAYERS = TABLE3.layers  # conv1..conv4
+# The name part that places a network in each row of the paper's Table 3, whose numbers
+# and labels are declared once in `sslx.probe.references`.
+PLACED_BY = {
+    "a": "supervised",
+    "b": "random",
+    "c": "none",
+    "d": "jitter",
+    "e": "rotation",
+    "f": "scale",
+    "g": "rot+jitter",
+    "h": "rot+scale",
+    "i": "jitter+scale",
+    "j": "all",
+}
+ROWS = tuple(Row(p.mark, PLACED_BY[p.mark], p.label, p.top1) for p in TABLE3.rows)
 BY_KEY = {row.key: row for row in ROWS}
 REFERENCES = ("supervised", "random")
 PRESETS = tuple(row.key for row in ROWS if row.key not in REFERENCES)

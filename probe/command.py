@@ -20,22 +20,13 @@ from sslx.common.datasets import CIFAR_DATASETS, LabelledConfig, eval_crop_ratio
 from sslx.errors import InputError, check_apart, check_out_apart
 from sslx.options import OUT, SEED
 from sslx.probe.config import ProbeConfig, ProbeOptions
+from sslx.probe.inputs import CHECKPOINTS, DOWNLOAD, RANDOM_INIT, read_networks, read_split
+from sslx.probe.retrieval_command import viz_neighbours
 from sslx.settings import Setting
 from sslx.train.model import MAX_INPUT_SIZE, ModelConfig
 
 MAX_ZOOM = 64  # 96 filters of 13 px at 64x: a ~10k px wide grid, already more than a screen
 
-CHECKPOINTS = Setting(
-    "sslx checkpoint (file or run folder) to probe; repeat to compare several side by side.",
-    Path,
-    flag="--checkpoint",
-    unit="CHECKPOINT",
-    multiple=True,
-)
-RANDOM_INIT = Setting('Also an untrained network (the paper\'s "Random" row).', bool, switch=False)
-DOWNLOAD = Setting(
-    "Download CIFAR-10/100 into --data-dir first (needs internet).", bool, switch=False
-)
 COLUMNS = Setting("Filters per row.", int, low=1, high=1024)
 ZOOM = Setting("Pixels per filter weight.", int, low=1, high=MAX_ZOOM)
 # `sslx viz style`: the smallest side of an image, read or scaled, as for a source photo
@@ -139,27 +130,17 @@ def probe(**flags: Any) -> None:
         {"crop_ratio": eval_crop_ratio(dataset), "ten_crop": dataset not in CIFAR_DATASETS},
     )
 
-    from sslx.common.labelled import load_labelled
     from sslx.probe.evaluate import evaluate_network
-    from sslx.probe.heads import probe_dims
     from sslx.probe.html import network_panels
     from sslx.probe.neighbours import check_evaluable
     from sslx.probe.report import dims_line, write_report
     from sslx.probe.run import ProbeResult
+    from sslx.train.taps import probe_dims
 
-    networks = _networks(flags)
+    networks = read_networks(flags)
     for net in networks:  # a tap one of them lacks is refused before anything is written
         config.layers_of(net.model.config)
-    data = load_labelled(
-        dataset,
-        Path(source.data_dir),
-        val_dir=Path(source.val_dir) if source.val_dir else None,
-        val_fraction=source.val_fraction,
-        split_seed=source.split_seed,
-        download=flags["download"],
-    )
-    if len(data.classes) < 2:  # one class: every probe scores 100%, a meaningless number
-        raise InputError(f"{source.data_dir} has {len(data.classes)} class(es); a probe needs 2+")
+    data = read_split(source, flags["download"])
     check_evaluable(config.evals, len(data.train), len(data.val), len(data.classes))
     out: Path = flags["out"]
     (out / "state").mkdir(parents=True, exist_ok=True)
@@ -176,7 +157,7 @@ def probe(**flags: Any) -> None:
         dims = probe_dims(net.model.config, config.layers_of(net.model.config))
         click.echo(dims_line(net.name, net.model.config.input_size, dims), err=True)
         results.append(evaluate_network(net, data, config, options, out / "state"))
-        text = write_report(results, meta, out, panels)
+        text = write_report(results, meta, out, panels, options.references)
     click.echo(text)
     written = "results.md, results.json, results.csv, accuracy.png, report.html"
     click.echo(f"wrote {out}/{written}", err=True)
@@ -185,29 +166,12 @@ def probe(**flags: Any) -> None:
         click.echo(f"wrote {out}/{', '.join(pictures)}", err=True)
 
 
-def _networks(flags: dict) -> list:
-    from sslx.probe.networks import checkpoint_network, random_network, unique_names
-
-    networks = [checkpoint_network(p) for p in flags["checkpoints"]]
-    if flags["random_init"]:
-        size = flags["input_size"] or (networks[0].model.config.input_size if networks else 224)
-        geometry = ModelConfig(
-            arch=flags["arch"],
-            input_size=size,
-            sobel=flags["sobel"],
-            conv1_stride=flags["conv1_stride"],
-        )
-        networks.append(random_network(geometry, flags["seed"]))
-    elif flags["input_size"] is not None:
-        raise InputError("--size only applies to --random-init (checkpoints fix their own size)")
-    if not networks:
-        raise InputError("nothing to probe: give --checkpoint CKPT and/or --random-init")
-    return unique_names(networks)
-
-
 @click.group()
 def viz() -> None:
     """Pictures of trained networks, and the ablation and modern tables from probe results."""
+
+
+viz.add_command(viz_neighbours, "neighbours")  # in its own module, beside its settings
 
 
 @viz.command()

@@ -21,6 +21,7 @@ from sslx.common.optim import (
 from sslx.common.sampling import CROP_SCALE_MIN
 from sslx.errors import InputError
 from sslx.options import DEVICE, QUIET, SEED, WORKERS
+from sslx.probe.references import REFERENCE
 from sslx.settings import FREE, declare
 from sslx.train.model import ModelConfig, check_layers, parse_layers, spell_layers
 
@@ -143,6 +144,8 @@ class ProbeOptions:
         resume=FREE,
     )
     quiet: bool = QUIET.field(False)
+    # Published rows beside ours: the reports only, never a probe's state (docs/probe.md).
+    references: tuple[str, ...] = REFERENCE.field(())
 
     def __post_init__(self) -> None:
         settings.check(self)

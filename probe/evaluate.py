@@ -23,7 +23,6 @@ from sslx.common.labelled import LabelledSplit
 from sslx.errors import InputError
 from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.probe.features import FeatureCache, FrozenTrunk, NetworkCaches, features_key
-from sslx.probe.heads import probe_dims
 from sslx.probe.neighbours import (
     CLUSTER_ITERATIONS,
     CLUSTER_RESTARTS,
@@ -32,6 +31,7 @@ from sslx.probe.neighbours import (
     layer_features,
 )
 from sslx.probe.run import Network, ProbeResult, _slug, probe_network, resolved
+from sslx.train.taps import probe_dims
 
 KNN, CLUSTER = "knn", "cluster"
 

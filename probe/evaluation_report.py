@@ -70,6 +70,21 @@ def chance_line(ax, data: dict) -> None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.1f}%)")
 
 
+def network_style(i: int) -> dict:
+    """Network i's line: matplotlib's ten colours, then the same colours dashed, then
+    dotted, so that no two of up to 30 networks look alike."""
+    return {"marker": "o", "ls": ("-", "--", "-.")[i // 10 % 3]}
+
+
+def network_legend(ax, lines: int, beside: bool = False) -> None:
+    """A legend inside the axes for a few lines; beside them for more (or when `beside`),
+    where it hides none."""
+    if beside or lines > 6:
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        ax.legend(fontsize="small", loc="lower left")
+
+
 def axis_top(top: float) -> float:
     """The y-axis' upper end above a top value (%): the next ten with room, at most 100."""
     return min(100, 10 * math.ceil(top / 10 + 0.5))
@@ -120,11 +135,11 @@ def evaluation_figure(results: list[ProbeResult], kind: str, data: dict):
     layers = list(results[0].dims)
     values = []
     for ax, (_, label, value) in zip(axes[0], measures, strict=True):
-        for r in results:
+        for i, r in enumerate(results):
             ys = [value(r, n) for n in layers]
             shown = [100 * y if y is not None else math.nan for y in ys]
             values += [y for y in shown if not math.isnan(y)]
-            ax.plot(layers, shown, marker="o", label=r.name)
+            ax.plot(layers, shown, label=r.name, **network_style(i))
         if kind == "knn":
             chance_line(ax, data)
         title = label.replace("k", "k = ", 1).replace("_t", ", T = ") if kind == "knn" else label
@@ -136,7 +151,7 @@ def evaluation_figure(results: list[ProbeResult], kind: str, data: dict):
     for ax in axes[0]:
         ax.set_ylim(low, axis_top(top))
     axes[0][0].set_ylabel("top-1 accuracy (%)" if kind == "knn" else "score (%)")
-    axes[0][0].legend(fontsize="small", loc="lower left")
+    network_legend(axes[0][-1], len(results))
     what = "Weighted kNN top-1 per layer (memory: the training split)"
     if kind == "cluster":
         what = "k-means clusters (k = classes) against the labels, per layer"

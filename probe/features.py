@@ -31,9 +31,9 @@ from sslx.common.device import PREFETCH_BATCHES
 from sslx.common.labelled import LabelledSplit
 from sslx.probe.config import ProbeConfig, ProbeOptions
 from sslx.probe.data import Transformed, eval_transform
-from sslx.probe.heads import TapPooling, probe_shapes
 from sslx.probe.plan import cache_bytes, check_cache_fits
 from sslx.train.backbone import Backbone
+from sslx.train.taps import TapPooling, probe_shapes
 
 if TYPE_CHECKING:
     from sslx.probe.run import Network

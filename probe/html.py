@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from sslx.probe.viz import filters_image, filters_title
 from sslx.train.checkpoint import load_checkpoint
 
 REPORT_NAME = "report.html"
+NUMBER = re.compile(r"^([+\-−]?[0-9.]+)?$")  # a cell of numbers, or an empty one
+NUM = ' class="num"'
 
 # img-src data: only, inline style only, nothing else (no script, no fetch, no frame).
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -77,14 +80,18 @@ def report_page(
     meta: dict,
     tables: Sequence[Sequence[Sequence[str]]],
     notes: Sequence[str],
-    accuracy_png: bytes,
+    plots: Sequence[tuple[bytes, str]],
     panels: Sequence[NetworkPanel] = (),
+    published: Sequence[Sequence[Sequence[str]]] = (),
+    published_notes: Sequence[str] = (),
+    title: str = "Linear probes per layer",
 ) -> str:
     """The whole page: title, `tables` (each a header row, then one row per network, as
-    `report.table_rows` makes them), `notes` (the probe dims), the accuracy plot, each
-    network's panel and the probe's own settings (`meta`, as in results.json)."""
+    `report.table_rows` makes them), `notes` (the probe dims), with `--reference` the
+    `published` tables and their `published_notes` (sources), the `plots` (each a PNG and
+    its alt text: accuracy.png, knn.png, cluster.png as written), each network's panel and
+    the probe's own settings (`meta`, as in results.json)."""
     data = meta.get("data") or {}
-    title = "Linear probes per layer"
     if "dataset" in data:
         title += f": {data['dataset']}, val: {data.get('val', '')}"
     parts = [
@@ -103,11 +110,15 @@ def report_page(
     ]
     if "classes" in data:
         parts.append(f'<p class="sub">{_e(data["classes"])} classes</p>')
-    parts.append("<h2>Accuracy per layer (%)</h2>")
+    parts.append("<h2>Per layer (%)</h2>")
     parts += [results_table(table) for table in tables]
     if notes:
-        parts.append("<ul>" + "".join(f"<li>{_e(note)}</li>" for note in notes) + "</ul>")
-    parts.append(_image(accuracy_png, "top-1 accuracy per layer, one line per network"))
+        parts.append(_list(notes))
+    if published:  # apart from ours: numbers from papers, each row with its source
+        parts.append("<h2>Published numbers (not measured here)</h2>")
+        parts += [results_table(table) for table in published]
+        parts.append(_list(published_notes))
+    parts += [_image(png, alt) for png, alt in plots]
     if panels:
         parts.append("<h2>Networks</h2>")
         parts += [_panel(panel) for panel in panels]
@@ -116,18 +127,27 @@ def report_page(
 
 
 def results_table(table: Sequence[Sequence[str]]) -> str:
-    """A header row, then one row per network: its name, then numbers (right-aligned)."""
+    """A header row, then one row per network: its name, then numbers (right-aligned, as
+    is their column's header) and any words (left-aligned: a source, a note)."""
     header, *rows = table
+    words = {i for row in rows for i, cell in enumerate(row) if i and not NUMBER.match(cell)}
     head = f'<th scope="col">{_e(header[0])}</th>' + "".join(
-        f'<th scope="col" class="num">{_e(cell)}</th>' for cell in header[1:]
+        f'<th scope="col"{"" if i in words else NUM}>{_e(cell)}</th>'
+        for i, cell in enumerate(header[1:], 1)
     )
     body = "".join(
         f'<tr><th scope="row">{_e(row[0])}</th>'
-        + "".join(f'<td class="num">{_e(cell)}</td>' for cell in row[1:])
+        + "".join(
+            f"<td{'' if i in words else NUM}>{_e(cell)}</td>" for i, cell in enumerate(row[1:], 1)
+        )
         + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _list(items: Sequence[str]) -> str:
+    return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
 
 
 def settings_table(settings: dict) -> str:

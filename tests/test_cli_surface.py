@@ -53,6 +53,12 @@ ADDED = {
     ("probe", "--arch"),
     # kNN and k-means cluster quality per layer beside the linear probes (issue 26).
     ("probe", "--eval"),
+    # Published numbers beside ours, each with its source (the paper's Table 3, Zhang et al.).
+    ("probe", "--reference"),
+    # The features' kNN top-1 per tap while training (issue 26).
+    ("train", "--monitor"),
+    ("train", "--monitor-dataset"),
+    ("train", "--monitor-images"),
     # ... and the options of those methods, from their specs.
     *(
         ("train", "--" + key.replace("_", "-"))
@@ -65,6 +71,7 @@ ADDED = {
 ADDED_COMMANDS = {
     "viz modern",  # the modern-methods table (issue 25)
     "viz style",  # neural style transfer through each network
+    "viz neighbours",  # retrieval pictures: each query's nearest training images
 }
 FIELDS = ("secondary_opts", "type", "default", "required", "is_flag", "multiple", "nargs")
 

@@ -25,6 +25,7 @@ TRAIN_CONTRACT = (
     "sslx.train.model",
     "sslx.train.checkpoint",
     "sslx.train.methods",
+    "sslx.train.taps",  # the per-tap pooling: the probe's and the training monitor's
 )
 METHODS = REPO / "train" / "methods"
 

@@ -18,6 +18,7 @@ import yaml
 
 from sslx import settings
 from sslx.atomic import write_text_atomic
+from sslx.common.datasets import DATASET, DATASETS
 from sslx.common.optim import OptimConfig
 from sslx.common.sampling import CropConfig
 from sslx.errors import InputError, first_line
@@ -192,6 +193,27 @@ class RunOptions:
         help="Stop after this many steps in all (resumable).",
         type=int,
         unit="STEPS",
+        low=1,
+        resume=FREE,
+    )
+    monitor: str | None = declare(
+        None,
+        help="Labelled images (--monitor-dataset's layout): log every tap's kNN top-1 on a "
+        "fixed few thousand of them before training and after each epoch (docs/train.md).",
+        type=Path,
+        unit="DIR",
+        parse=str,
+        resume=FREE,
+    )
+    monitor_dataset: str = declare(
+        "imagefolder", help="--monitor's layout. " + DATASET.help, choices=DATASETS, resume=FREE
+    )
+    monitor_images: int = declare(
+        5000,
+        help="--monitor: images used, class-balanced; a fifth are the queries, the rest the "
+        "kNN memory.",
+        type=int,
+        unit="IMAGES",
         low=1,
         resume=FREE,
     )

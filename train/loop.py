@@ -47,6 +47,7 @@ from sslx.train.device_decode import decode_on_device
 from sslx.train.methods import plugin
 from sslx.train.methods.base import EpochContext, Method, StepInfo, StepOutput
 from sslx.train.metrics import Meter, MetricsLog
+from sslx.train.monitor import measured, open_monitor
 from sslx.train.optimizers import Schedule
 from sslx.train.precision import set_cuda_arithmetic, step_autocast, use_channels_last
 from sslx.train.report import LivePostfix, announce
@@ -120,6 +121,7 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
         encoded=options.decode == "gpu",
     )
     method.check_data(data.num_samples)
+    monitor = open_monitor(options, config.model, dist.is_main)
     optimizer = method.configure_optimizer(config.optim)
     workers = options.workers
     if workers is None:
@@ -154,6 +156,9 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
     progress = run.progress
     if dist.is_main and options.progress:
         announce(run, resumed=payload is not None)
+    if monitor is not None and payload is None:  # the untrained network starts the curve
+        start = measured(monitor, method.backbone, "before training", options.progress)
+        run.log.write({"event": "monitor", "epoch": 0, **start}, 0, prefix="epoch")
     try:
         while progress.epoch < config.optim.epochs and not progress.stopped:
             ctx = EpochContext(
@@ -184,6 +189,9 @@ def _train(config, out, options, resume, device, dist, stop) -> RunResult:
                 return RunResult(progress, stopped, method, out)
             ctx.step = progress.global_step
             method.on_epoch_end(ctx)
+            if monitor is not None:
+                when = f"after epoch {progress.epoch + 1}"
+                ctx.record.update(measured(monitor, method.backbone, when, options.progress))
             _end_epoch(run, ctx)
             save_checkpoint(run)
         return RunResult(progress, progress.stopped, method, out)

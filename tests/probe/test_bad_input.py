@@ -120,6 +120,10 @@ CASES = [
         "--eval: unknown evaluation(s) nearest; give a comma-separated list of linear, knn",
     ),
     ([*RANDOM, *"--data-dir {folder} --eval ,".split(), *OUT], "--eval: none; give a comma"),
+    (
+        [*RANDOM, *"--data-dir {folder} --reference table3,table4".split(), *OUT],
+        "--reference: unknown set(s) table4; give one or more of table3, zhang-imagenet",
+    ),
     ([*RANDOM, *"--data-dir {folder} --seed -1".split(), *OUT], "--seed must be >= 0"),
     ([*RANDOM, *"--data-dir {folder} --split-seed -2".split(), *OUT], "--split-seed must be"),
     ([*RANDOM, *"--data-dir {folder} --workers -1".split(), *OUT], "--workers must be >= 0"),

@@ -1,5 +1,5 @@
-"""`sslx viz filters`, `sslx viz style`, `sslx viz ablation` and `sslx viz modern` on bad
-input: one `sslx: error:` line, exit 2, nothing written.
+"""`sslx viz filters`, `sslx viz style`, `sslx viz neighbours`, `sslx viz ablation` and
+`sslx viz modern` on bad input: one `sslx: error:` line, exit 2, nothing written.
 
 One row per case: arguments (`{name}` runs the setup of that name) and a fragment of the
 expected message. `{ro}` is a read-only folder, `{tmp}` the test folder."""
@@ -55,6 +55,16 @@ def _png(t, name, side):
     return t / name
 
 
+def _folder(t, name="data", classes=("blue", "red")):
+    """Two classes of four 16 px images: 4 training and 4 validation images at
+    --val-fraction 0.5."""
+    for c, label in enumerate(classes):
+        (t / name / label).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), (40 * i, 200 * c, 90)).save(t / name / label / f"{i}.png")
+    return t / name
+
+
 def _huge_png(t):
     """A PNG whose header claims 20,000 x 20,000 pixels (over `crops.MAX_PIXELS`)."""
 
@@ -93,10 +103,15 @@ SETUPS = {
     "img": lambda t: _png(t, "img.png", 64),
     "tiny": lambda t: _png(t, "tiny.png", 16),
     "huge": _huge_png,
+    "data": _folder,
+    "oneclass": lambda t: _folder(t, "one", ("red",)),
+    "dirpng": lambda t: (t / "d.png").mkdir() or t / "d.png",
 }
 
 OUT = ["--out", "{tmp}/f.png"]
 TO = ["--out", "{tmp}/table"]
+NB = [*"neighbours --random-init --size 32 --data-dir {data} --val-fraction 0.5".split()]
+FITS = [*"--queries 2 --neighbours 4".split()]  # as many as the data holds
 ST = ["style", "--content", "{img}", "--style", "{img}", "--checkpoint", "{ckpt}"]
 CASES = [
     ([*"filters {ckpt} --zoom 0".split(), *OUT], "--zoom must be in [1, 64]"),
@@ -152,6 +167,29 @@ CASES = [
     ([*ST, "--checkpoint", "{tmp}/missing.pt", *OUT], "checkpoint not found"),
     ([*ST, "--out", "{ro}/f.png"], "cannot write {ro}: Read-only file system"),
     (ST[:3] + ST[5:] + OUT, "sslx viz style: error: Missing option '--style'"),
+    ([*NB, "--layer", "layer2", *OUT], "--layer: alexnet has no layer layer2; its layers are"),
+    ([*NB, "--layer", "conv9", *OUT], "--layer: unknown layer(s) conv9"),
+    ([*NB, "--layer", "conv1,conv2", *OUT], "--layer takes one tap (got 'conv1,conv2')"),
+    ([*NB, "--neighbours", "5", *OUT], "--neighbours 5: the training split, the memory searched"),
+    ([*NB, *OUT], "--neighbours 8: the training split, the memory searched, has only 4 images"),
+    ([*NB, "--queries", "3", "--neighbours", "4", *OUT], "--queries 3: each query is the first"),
+    ([*NB, "--queries", "0", *OUT], "--queries must be in [1, 100]"),
+    ([*NB, "--neighbours", "65", *OUT], "--neighbours must be in [1, 64]"),
+    ([*NB, *FITS, "--out", "{ro}/f.png"], "cannot write {ro}: Read-only file system"),
+    ([*NB, *FITS, "--out", "{tmp}/f.jpg"], "--out must be a .png file"),
+    ([*NB, *FITS, "--out", "{dirpng}"], "is a folder; give a .png file"),
+    ([*NB, *FITS, "--out", "{data}/red/f.png"], "overlaps the input --data-dir"),
+    ([*NB, *FITS, "--layers", "conv1", *OUT], "--layers only applies with --cache-dir"),
+    (
+        [*NB, *FITS, *"--cache-dir {tmp}/c --layers conv1 --layer conv3".split(), *OUT],
+        "--layer conv3 is not among --layers conv1, the taps the cache holds",
+    ),
+    ([*NB, *FITS, "--cache-dir", "{data}/c", *OUT], "--cache-dir {data}/c overlaps --data-dir"),
+    ([*NB[:1], *NB[4:], *FITS, *OUT], "nothing to draw: give --checkpoint CKPT and/or"),
+    ([*NB[:1], *NB[4:], "--checkpoint", "{tmp}/gone.pt", *OUT], "checkpoint not found"),
+    ([*NB[:1], *NB[4:], "--checkpoint", "{ckpt}", "--size", "32", *OUT], "--size only applies"),
+    ([*NB, *FITS, "--data-dir", "{oneclass}", *OUT], "has 1 class(es); a retrieval picture"),
+    ([*NB[:4], *OUT], "sslx viz neighbours: error: Missing option '--data-dir'"),
 ]
 
 

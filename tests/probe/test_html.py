@@ -272,3 +272,20 @@ def test_sslx_probe_writes_the_page(image_folder, tmp_path, capsys):
     page = _page(tmp_path)
     assert [row[0] for row in page.tables[0]] == ["top1 (%)", "random"]
     assert len(page.images) == 2 and page.images[1]["alt"].startswith("conv1 filters of random")
+
+
+def test_knn_and_cluster_plots_are_embedded_under_a_per_layer_heading(tmp_path):
+    """--eval knn,cluster alone: no accuracy plot, both evaluation plots, exactly as
+    written, and a title that does not call them linear probes."""
+    knn = {n: {"k20_t0.07": {"top1": 0.3 + i / 10}} for i, n in enumerate(LAYERS)}
+    cluster = {n: {"nmi": 0.1, "ami": 0.09, "ari": 0.05} for n in LAYERS}
+    result = ProbeResult("random", 32, dict.fromkeys(LAYERS, 9600), {}, {}, {})
+    result.knn, result.cluster = knn, cluster
+    write_report([result], META, tmp_path)
+    page = _page(tmp_path)
+    shown = [base64.b64decode(img["src"].partition(",")[2]) for img in page.images]
+    assert shown == [(tmp_path / f).read_bytes() for f in ("knn.png", "cluster.png")]
+    assert [img["alt"].split()[0] for img in page.images] == ["weighted", "k-means"]
+    text = "".join(page.text)
+    assert "Per-layer evaluations" in text and "Linear probes" not in text
+    assert page.tables[0][1] == ["random", "30.0", "40.0", "50.0"]

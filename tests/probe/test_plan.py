@@ -5,10 +5,10 @@ import torch
 
 from sslx.errors import InputError
 from sslx.probe.features import FrozenTrunk, trunk_features
-from sslx.probe.heads import probe_dims
 from sslx.probe.networks import random_network
 from sslx.probe.plan import cache_bytes, check_cache_fits
 from sslx.train.model import CONV_LAYERS, ModelConfig
+from sslx.train.taps import probe_dims
 
 LAYERS = ("conv1", "conv3", "conv5")
 

@@ -206,6 +206,11 @@ CASES = [
     ([*SUP, *"--data-dir {folder} --out {folder}/run".split()], "overlaps the input --data-dir"),
     ([*SUP, "--data-dir", "{one_class}", *OUT], "fewer than 2 classes"),
     ([*SUP, "--data-dir", "{missing}", *OUT], "dataset path not found"),
+    ([*NEW, "--monitor", "{one_class}", *OUT], "has one class (red); kNN accuracy needs two"),
+    ([*NEW, "--monitor", "{missing}", *OUT], "dataset path not found"),
+    ([*NEW, "--monitor", "{folder}", "--monitor-images", "20", *OUT], "leaves 16 memory images"),
+    ([*NEW, "--monitor", "{folder}", "--monitor-images", "0", *OUT], "--monitor-images must be"),
+    ([*NEW, "--monitor", "{folder}", "--monitor-dataset", "mnist", *OUT], "'mnist' is not one"),
     (
         [*"--method supervised --dataset cifar10 --data-dir {evil_cifar}".split(), *OUT],
         "calls posix.system, which CIFAR files never do",

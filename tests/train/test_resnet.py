@@ -8,12 +8,12 @@ import torch
 
 from sslx.cli import main
 from sslx.errors import InputError
-from sslx.probe.heads import probe_dims
 from sslx.train.backbone import build_backbone
 from sslx.train.checkpoint import load_backbone
 from sslx.train.config import RunOptions, TrainConfig
 from sslx.train.loop import train
 from sslx.train.model import ModelConfig
+from sslx.train.taps import probe_dims
 
 
 @pytest.mark.parametrize("size", [32, 64, 160])
