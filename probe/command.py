@@ -20,7 +20,14 @@ from sslx.common.datasets import CIFAR_DATASETS, LabelledConfig, eval_crop_ratio
 from sslx.errors import InputError, check_apart, check_out_apart
 from sslx.options import OUT, SEED
 from sslx.probe.config import ProbeConfig, ProbeOptions
-from sslx.probe.inputs import CHECKPOINTS, DOWNLOAD, RANDOM_INIT, read_networks, read_split
+from sslx.probe.inputs import (
+    CHECKPOINTS,
+    DOWNLOAD,
+    RANDOM_INIT,
+    network_and_data_options,
+    read_networks,
+    read_split,
+)
 from sslx.probe.retrieval_command import viz_neighbours
 from sslx.settings import Setting
 from sslx.train.model import MAX_INPUT_SIZE, ModelConfig
@@ -71,24 +78,9 @@ CONTENT_WEIGHT = Setting(
 
 
 @click.command()
-@settings.option("checkpoints", CHECKPOINTS)
-@settings.option(
-    "random_init",
-    RANDOM_INIT,
-    note="Probed like the checkpoints, built from --arch, --size, --sobel and --conv1-stride.",
-)
-@settings.options(
-    ModelConfig,
-    only=("arch", "input_size", "sobel", "conv1_stride"),
-    defaults={"input_size": None},
-    default_text={"input_size": "the first checkpoint's, else 224"},
-    prefix="[--random-init]",
-)
-@settings.options(
-    LabelledConfig,
-    defaults={"val_dir": None},
-    default_text={"val_fraction": "0.1; CIFAR pickles keep their test split"},
-    required=("data_dir",),
+@network_and_data_options(
+    random_note="Probed like the checkpoints, built from --arch, --size, --sobel and "
+    "--conv1-stride."
 )
 @settings.option("download", DOWNLOAD)
 @settings.options(

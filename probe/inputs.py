@@ -5,9 +5,11 @@ those flags to the networks and the split. Torch-free at import, for a fast --he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sslx import settings
 from sslx.common.datasets import LabelledConfig
 from sslx.errors import InputError
 from sslx.settings import Setting
@@ -28,6 +30,39 @@ RANDOM_INIT = Setting('Also an untrained network (the paper\'s "Random" row).', 
 DOWNLOAD = Setting(
     "Download CIFAR-10/100 into --data-dir first (needs internet).", bool, switch=False
 )
+
+
+def network_and_data_options(
+    random_note: str, checkpoints_note: str = "", data_notes: dict[str, str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The flags that choose the networks (--checkpoint, --random-init and its geometry)
+    and the labelled data, as `sslx probe` and `sslx viz neighbours` both take them; the
+    notes say what one command means by them."""
+    decorators = [
+        settings.option("checkpoints", CHECKPOINTS, note=checkpoints_note),
+        settings.option("random_init", RANDOM_INIT, note=random_note),
+        settings.options(
+            ModelConfig,
+            only=("arch", "input_size", "sobel", "conv1_stride"),
+            defaults={"input_size": None},
+            default_text={"input_size": "the first checkpoint's, else 224"},
+            prefix="[--random-init]",
+        ),
+        settings.options(
+            LabelledConfig,
+            defaults={"val_dir": None},
+            default_text={"val_fraction": "0.1; CIFAR pickles keep their test split"},
+            notes=data_notes,
+            required=("data_dir",),
+        ),
+    ]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):  # the first listed is the outermost
+            command = decorator(command)
+        return command
+
+    return apply
 
 
 def read_networks(flags: dict[str, Any], what: str = "probe") -> list[Network]:

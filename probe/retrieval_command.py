@@ -15,9 +15,9 @@ from sslx.common.datasets import CIFAR_DATASETS, LabelledConfig, eval_crop_ratio
 from sslx.errors import InputError, check_apart, check_out_apart
 from sslx.options import OUT
 from sslx.probe.config import ProbeConfig, ProbeOptions
-from sslx.probe.inputs import CHECKPOINTS, DOWNLOAD, RANDOM_INIT, read_networks, read_split
+from sslx.probe.inputs import DOWNLOAD, network_and_data_options, read_networks, read_split
 from sslx.settings import Setting
-from sslx.train.model import ModelConfig, parse_layers
+from sslx.train.model import parse_layers
 
 # Bounds that keep the picture readable: 100 rows of 64 neighbours is already ~7k x 10k px
 # per panel at CIFAR's 96 px tiles.
@@ -56,28 +56,14 @@ NEIGHBOURS = Setting(
 
 
 @click.command("neighbours")
-@settings.option("checkpoints", CHECKPOINTS, note="Here: one panel each, titled with its name.")
-@settings.option(
-    "random_init",
-    RANDOM_INIT,
-    note="Built as sslx probe builds it, from --arch, --size, --sobel, --conv1-stride, --seed.",
-)
-@settings.options(
-    ModelConfig,
-    only=("arch", "input_size", "sobel", "conv1_stride"),
-    defaults={"input_size": None},
-    default_text={"input_size": "the first checkpoint's, else 224"},
-    prefix="[--random-init]",
-)
-@settings.options(
-    LabelledConfig,
-    defaults={"val_dir": None},
-    default_text={"val_fraction": "0.1; CIFAR pickles keep their test split"},
-    notes={
+@network_and_data_options(
+    random_note="Built as sslx probe builds it, from --arch, --size, --sobel, --conv1-stride, "
+    "--seed.",
+    checkpoints_note="Here: one panel each, titled with its name.",
+    data_notes={
         "data_dir": "Here, as for sslx probe --eval knn: its training split is the memory "
         "searched, its validation split gives the queries."
     },
-    required=("data_dir",),
 )
 @settings.option("download", DOWNLOAD)
 @settings.option(
