@@ -160,24 +160,39 @@ def kmeans_torch(x: torch.Tensor, k: int, iterations: int, seed: int) -> tuple[n
     start = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k]
     centroids = x[start.to(x.device)].clone()
     rng = np.random.default_rng(seed)
+    squares = _square_norms(x, k)  # the rows do not move: once, not every iteration
+    sums = torch.empty_like(centroids)
     for _ in range(iterations):
-        assign, _ = nearest(x, centroids)
+        assign, _ = _nearest(x, centroids, squares)
         counts = torch.bincount(assign, minlength=k)
-        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        sums.zero_().index_add_(0, assign, x)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None].float()
         split_empty(centroids, counts.cpu().numpy().astype(np.float64), rng)
-    assign, distances = nearest(x, centroids)
+    assign, distances = _nearest(x, centroids, squares)
     return assign.cpu().numpy(), float(distances.double().sum())
 
 
-def nearest(x: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Index of and squared distance to the nearest centroid, in chunks of rows."""
-    rows = max(1, 2**26 // centroids.shape[0])
+def _rows(k: int) -> int:
+    return max(1, 2**26 // k)  # a chunk's distances to k centroids: 2^26 floats
+
+
+def _square_norms(x: torch.Tensor, k: int) -> list[torch.Tensor]:
+    """Each row's squared norm, in `_nearest`'s chunks for k centroids."""
+    return [(chunk * chunk).sum(1, keepdim=True) for chunk in x.split(_rows(k))]
+
+
+def _nearest(
+    x: torch.Tensor, centroids: torch.Tensor, squares: list[torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of and squared distance to the nearest centroid, in chunks of rows;
+    `squares` are x's `_square_norms` (computed here if not given)."""
+    chunks = x.split(_rows(centroids.shape[0]))
+    squares = _square_norms(x, centroids.shape[0]) if squares is None else squares
     c_sq = (centroids * centroids).sum(1)
     assign, dist = [], []
-    for chunk in x.split(rows):
-        d2 = (chunk * chunk).sum(1, keepdim=True) - 2 * chunk @ centroids.T + c_sq
+    for chunk, x_sq in zip(chunks, squares, strict=True):
+        d2 = x_sq - 2 * (chunk @ centroids.T) + c_sq  # (2 * chunk) @ ...: a copy of x
         best, idx = d2.min(1)
         assign.append(idx)
         dist.append(best.clamp_min(0))

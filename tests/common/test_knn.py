@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sslx.common import knn
 from sslx.common.knn import (
     _class_scores,
     knn_accuracies,
@@ -170,3 +171,114 @@ def test_nearest_yields_each_chunks_neighbours_in_similarity_then_index_order():
     assert values.flatten().tolist() == pytest.approx(expected, abs=1e-6)
     with pytest.raises(InputError, match=r"^k = 6 neighbours asked for, but the memory has 5$"):
         nearest(memory, queries, 6)  # refused at the call, before any search
+
+
+# The bf16 screen (`nearest(screen=True)`): forced here, so it runs on any CPU (emulated
+# bf16 where the CPU lacks it) and the tests do not depend on one machine's kernels.
+
+
+def search(memory, queries, k, chunk, screen):
+    found = list(nearest(memory, queries, k, chunk=chunk, screen=screen))
+    return torch.cat([v for v, _ in found]), torch.cat([i for _, i in found])
+
+
+def assert_same_neighbours(memory, queries, k, chunk):
+    """The screen against the float32 search: the same values up to float32 rounding,
+    and the same memory rows in the same order except where two of them tie within it
+    (checked in float64)."""
+    values, index = search(memory, queries, k, chunk, screen=True)
+    exact_values, exact_index = search(memory, queries, k, chunk=512, screen=False)
+    torch.testing.assert_close(values, exact_values, atol=2e-6, rtol=0)
+    cosine = torch.nn.functional.normalize(queries.double(), dim=1) @ (
+        torch.nn.functional.normalize(memory.double(), dim=1).T
+    )
+    rows, ranks = (index != exact_index).nonzero().unbind(1)
+    ours, theirs = cosine[rows, index[rows, ranks]], cosine[rows, exact_index[rows, ranks]]
+    assert ((ours - theirs).abs() < 1e-6).all()  # only near-ties may trade places
+    return index, exact_index
+
+
+@pytest.mark.parametrize(("k", "chunk"), [(1, 7), (5, 64), (20, 1000), (60, 33)])
+def test_the_screen_finds_the_float32_searchs_neighbours(k, chunk):
+    memory, _ = blobs(100, 6, 48, spread=2.0, seed=5)
+    memory = torch.cat([memory, memory[::7]])  # exact duplicates: ties the index breaks
+    queries, _ = blobs(40, 6, 48, spread=2.0, seed=105)
+    assert_same_neighbours(memory, queries, k, chunk)
+
+
+def test_the_screen_breaks_exact_ties_by_index_like_the_float32_search():
+    # Small integers, and queries of norm 2 (normalised exactly): every float32 cosine
+    # is computed exactly in both paths, so they must agree exactly, ties included.
+    generator = torch.Generator().manual_seed(1)
+    memory = torch.randint(0, 3, (400, 24), generator=generator).float()
+    memory = torch.cat([memory, memory[:150], memory[:40]])  # many exact duplicates
+    queries = torch.zeros(64, 24)
+    queries[torch.arange(64), torch.arange(64) % 24] = 2.0
+    queries[::3] = 0.0
+    queries[::3, :4] = 1.0  # norm 2 as well
+    for k in (1, 9, 50):
+        for chunk in (16, 64):
+            index, exact_index = assert_same_neighbours(memory, queries, k, chunk)
+            assert torch.equal(index, exact_index)
+
+
+def test_a_query_with_too_many_candidates_gets_its_whole_float32_row(monkeypatch):
+    memory, _ = blobs(40, 4, 16, spread=1.0, seed=2)
+    memory = torch.cat([memory, memory[:1].repeat(30, 1)])  # 31 copies of row 0
+    queries = torch.cat([memory[:1], memory[160:161] + 0.5, memory[5:6]])
+    monkeypatch.setattr(knn, "_CANDIDATES", 12)  # a cap of 12 for k = 3
+    inverse = knn.row_norms(memory.float(), "m")[1]
+    screen = knn._Screen(memory.float(), inverse)
+    q = queries.float() * knn.row_norms(queries.float(), "q")[1][:, None]
+    approx, slack = screen.approximate(q, 0.0)
+    kth = approx.topk(3, dim=1).values[:, -1].double()
+    counts = (approx >= screen.floors(kth, slack, 0.0)[:, None]).sum(1)
+    assert counts[0] > 12 and counts[2] <= 12  # one query falls back, one does not
+    index, _ = assert_same_neighbours(memory, queries, 3, chunk=3)
+    assert index[0].tolist() == [0, 160, 161]  # 31 rows tie at 1: the lowest indices
+
+
+def adversarial_unit_rows(n, dims, generator):
+    """Positive rows whose elements all share one mantissa: bf16 rounds every element of
+    a row in the same direction by nearly the most it can, so the errors of a product add
+    up instead of cancelling."""
+    exponent = torch.randint(-12, -4, (n, dims), generator=generator).double()
+    rows = 2.0**exponent * (1 + 0.49 * 2**-7)
+    return (rows / rows.norm(dim=1, keepdim=True)).float()
+
+
+def test_the_bound_holds_for_many_bf16_products_of_9600_dims():
+    generator = torch.Generator().manual_seed(0)
+    dims = 9600
+    base = adversarial_unit_rows(32, dims, generator)
+    near = base.repeat(16, 1)  # near copies of the queries: cosines up to 1
+    near = torch.where(torch.rand(near.shape, generator=generator) < 0.05, near * 2, near)
+    cases = [(near, base), (torch.randn(512, dims, generator=generator), near[:64])]
+    worst = []
+    for memory, queries in cases:
+        inverse = knn.row_norms(memory, "m")[1]
+        screen = knn._Screen(memory, inverse)
+        q = queries * knn.row_norms(queries, "q")[1][:, None]
+        exact = q.double() @ (memory.double() * inverse.double()[:, None]).T
+        for shift in (0.0, 0.5, -0.25, 0.875):  # bf16 values
+            approx, slack = screen.approximate(q, shift)
+            approx = approx.double()
+            error = (approx + shift - exact).abs()
+            worst.append((error / (slack[:, None] + screen.w * approx.abs())).max().item())
+        float32 = (q @ memory.T) * inverse  # the float32 search's cosines
+        assert (float32.double() - exact).abs().max() <= screen.e32
+    assert max(worst) <= 1
+    assert max(worst) > 0.3  # the adversarial rows come near it: it is not vacuous
+
+
+def test_screening_is_the_default_only_where_bf16_is_fast(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert not knn.screening_pays(cpu, 45_000, 5_000, 200)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert knn.screening_pays(cpu, 45_000, 5_000, 200)
+    assert not knn.screening_pays(cpu, 45_000, 6, 8)  # a few queries: the bf16 copy dominates
+    assert not knn.screening_pays(cpu, 4_000, 5_000, 200)  # memory not much larger than k
+    assert not knn.screening_pays(torch.device("cuda", 0), 45_000, 5_000, 200)
