@@ -77,8 +77,9 @@ def test_every_help_is_built_without_importing_torch():
         [sys.executable, "-c", HELP_WITHOUT_TORCH], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    # sslx, generate, probe, train, viz, viz ablation, viz filters, viz modern, viz style
-    assert result.stdout.split() == ["9", "[]"], result.stdout
+    # sslx, generate, probe, train, viz, viz ablation, viz filters, viz modern,
+    # viz neighbours, viz style
+    assert result.stdout.split() == ["10", "[]"], result.stdout
 
 
 @pytest.mark.parametrize(
@@ -92,6 +93,7 @@ def test_every_help_is_built_without_importing_torch():
         ["viz", "ablation"],
         ["viz", "modern"],
         ["viz", "style"],
+        ["viz", "neighbours"],
     ],
 )
 def test_help_of_every_command(command):
